@@ -1,0 +1,86 @@
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Login, RefreshToken, User
+
+
+async def get_user_by_username_or_email(session: AsyncSession, name: str) -> User | None:
+    key = name.strip().lower()
+    statement = select(User).where(or_(User.username_key == key, User.email == key))
+    return await session.scalar(statement)
+
+
+async def get_user_of_active_login(
+    session: AsyncSession, *, user_id: int, login_id: str
+) -> User | None:
+    """The user, if active and still signed in through that login: one query per request."""
+    statement = (
+        select(User)
+        .join(Login, Login.user_id == User.id)
+        .where(
+            User.id == user_id,
+            User.is_active.is_(True),
+            Login.id == login_id,
+            Login.ended_at.is_(None),
+        )
+    )
+    return await session.scalar(statement)
+
+
+async def spend_refresh_token(
+    session: AsyncSession, *, token_id: str, login_id: str, now: datetime
+) -> bool:
+    """Mark the token spent if nobody has: one conditional UPDATE, so one of two racers wins."""
+    statement = (
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == token_id,
+            RefreshToken.login_id == login_id,
+            RefreshToken.spent_at.is_(None),
+            RefreshToken.expires_at > now,
+        )
+        .values(spent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def refresh_token_was_spent(session: AsyncSession, *, token_id: str, login_id: str) -> bool:
+    statement = select(RefreshToken.id).where(
+        RefreshToken.id == token_id,
+        RefreshToken.login_id == login_id,
+        RefreshToken.spent_at.is_not(None),
+    )
+    return await session.scalar(statement) is not None
+
+
+async def end_login(session: AsyncSession, *, login_id: str, reason: str, now: datetime) -> None:
+    statement = (
+        update(Login)
+        .where(Login.id == login_id, Login.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(statement)
+
+
+async def end_logins_of_user(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    reason: str,
+    now: datetime,
+    except_login_id: str | None = None,
+) -> None:
+    statement = (
+        update(Login)
+        .where(Login.user_id == user_id, Login.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if except_login_id is not None:
+        statement = statement.where(Login.id != except_login_id)
+    await session.execute(statement)

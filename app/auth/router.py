@@ -1,0 +1,47 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Response, status
+
+from app.auth import service as auth_service
+from app.auth.dependencies import PasswordHasherDep, TokenCodecDep
+from app.auth.schemas import PasswordLoginForm, RefreshTokenIn, TokenPair
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def no_store(response: Response) -> None:
+    """Tokens must not be kept by any cache on the way."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+@router.post(
+    "/token",
+    dependencies=[Depends(no_store)],
+    responses=problem_responses(401),
+)
+async def issue_token(
+    form: Annotated[PasswordLoginForm, Form()],
+    session: SessionDep,
+    hasher: PasswordHasherDep,
+    codec: TokenCodecDep,
+) -> TokenPair:
+    """OAuth2 password flow: `username` may be the username or the email."""
+    return await auth_service.login(
+        session, hasher, codec, username_or_email=form.username, password=form.password
+    )
+
+
+@router.post("/refresh", dependencies=[Depends(no_store)], responses=problem_responses(401))
+async def refresh_token(
+    body: RefreshTokenIn, session: SessionDep, codec: TokenCodecDep
+) -> TokenPair:
+    """Exchange a refresh token for a new pair. A refresh token works once."""
+    return await auth_service.refresh(session, codec, body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401))
+async def logout(body: RefreshTokenIn, session: SessionDep, codec: TokenCodecDep) -> None:
+    """End the login of this refresh token: its access and refresh tokens stop working."""
+    await auth_service.logout(session, codec, body.refresh_token)

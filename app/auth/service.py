@@ -1,0 +1,151 @@
+"""Signing in, refreshing and signing out. A login is a row; every token names it (`sid`)."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import repository
+from app.auth.errors import InvalidCredentials, InvalidToken, RefreshTokenReused
+from app.auth.schemas import TokenPair
+from app.core import security
+from app.core.security import PasswordHasher, TokenCodec, TokenType
+from app.models import Login, RefreshToken, User
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """Who is calling, and through which login (so a password change can keep this one)."""
+
+    user: User
+    login_id: str
+
+
+class LoginEndReason(StrEnum):
+    LOGOUT = "logout"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    PASSWORD_CHANGED = "password_changed"
+    DEACTIVATED = "deactivated"
+
+
+async def login(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    codec: TokenCodec,
+    *,
+    username_or_email: str,
+    password: str,
+) -> TokenPair:
+    """Exactly one password verification per attempt, whoever asks, so timing tells nothing."""
+    user = await repository.get_user_by_username_or_email(session, username_or_email)
+    valid, new_hash = await hasher.verify(password, user.hashed_password if user else None)
+    if user is None or not valid or not user.is_active:
+        log.info("auth.login_failed", user_id=user.id if user else None)
+        raise InvalidCredentials
+    if new_hash is not None:
+        user.hashed_password = new_hash
+    login_row = Login(id=uuid.uuid4().hex, user_id=user.id)
+    session.add(login_row)
+    tokens = _issue_tokens(session, codec, user_id=user.id, login_id=login_row.id)
+    log.info("auth.logged_in", user_id=user.id, login_id=login_row.id)
+    return tokens
+
+
+async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) -> TokenPair:
+    claims = _decode(codec, refresh_token, TokenType.REFRESH)
+    now = datetime.now(UTC)
+    spent = await repository.spend_refresh_token(
+        session, token_id=claims.token_id, login_id=claims.session_id, now=now
+    )
+    if not spent:
+        if await repository.refresh_token_was_spent(
+            session, token_id=claims.token_id, login_id=claims.session_id
+        ):
+            await repository.end_login(
+                session,
+                login_id=claims.session_id,
+                reason=LoginEndReason.REFRESH_TOKEN_REUSED,
+                now=now,
+            )
+            log.warning(
+                "auth.refresh_token_reused", user_id=claims.user_id, login_id=claims.session_id
+            )
+            raise RefreshTokenReused
+        raise InvalidToken
+    user = await repository.get_user_of_active_login(
+        session, user_id=claims.user_id, login_id=claims.session_id
+    )
+    if user is None:
+        raise InvalidToken
+    return _issue_tokens(session, codec, user_id=user.id, login_id=claims.session_id)
+
+
+async def logout(session: AsyncSession, codec: TokenCodec, refresh_token: str) -> None:
+    """End the login the token belongs to. Ending an ended login is not an error."""
+    claims = _decode(codec, refresh_token, TokenType.REFRESH)
+    await repository.end_login(
+        session, login_id=claims.session_id, reason=LoginEndReason.LOGOUT, now=datetime.now(UTC)
+    )
+    log.info("auth.logged_out", user_id=claims.user_id, login_id=claims.session_id)
+
+
+async def authenticate(
+    session: AsyncSession, codec: TokenCodec, access_token: str
+) -> Authentication:
+    """The login behind an access token, with its user loaded; InvalidToken otherwise."""
+    claims = _decode(codec, access_token, TokenType.ACCESS)
+    user = await repository.get_user_of_active_login(
+        session, user_id=claims.user_id, login_id=claims.session_id
+    )
+    if user is None:
+        raise InvalidToken
+    return Authentication(user=user, login_id=claims.session_id)
+
+
+async def end_logins(
+    session: AsyncSession,
+    user: User,
+    reason: LoginEndReason,
+    *,
+    except_login_id: str | None = None,
+) -> None:
+    await repository.end_logins_of_user(
+        session,
+        user_id=user.id,
+        reason=reason,
+        now=datetime.now(UTC),
+        except_login_id=except_login_id,
+    )
+    log.info("auth.logins_ended", user_id=user.id, reason=reason, kept=except_login_id)
+
+
+def _decode(codec: TokenCodec, token: str, token_type: TokenType) -> security.TokenClaims:
+    try:
+        return codec.decode(token, token_type)
+    except security.InvalidToken as exc:
+        log.info("auth.token_rejected", reason=str(exc), expected=token_type.value)
+        raise InvalidToken from exc
+
+
+def _issue_tokens(
+    session: AsyncSession, codec: TokenCodec, *, user_id: int, login_id: str
+) -> TokenPair:
+    access = codec.issue(TokenType.ACCESS, user_id=user_id, session_id=login_id)
+    refresh_token = codec.issue(TokenType.REFRESH, user_id=user_id, session_id=login_id)
+    session.add(
+        RefreshToken(
+            id=refresh_token.claims.token_id,
+            login_id=login_id,
+            expires_at=refresh_token.claims.expires_at,
+        )
+    )
+    return TokenPair(
+        access_token=access.token,
+        refresh_token=refresh_token.token,
+        expires_in=codec.ttl_seconds(TokenType.ACCESS),
+    )

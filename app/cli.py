@@ -1,0 +1,74 @@
+"""Management commands: `python -m app.cli create-superuser --username ann --email ann@example.com`.
+
+The password is read from the terminal, or from standard input with --password-stdin.
+"""
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from pydantic import ValidationError
+
+from app.core.config import Settings, get_settings
+from app.core.db import Database
+from app.core.errors import AppError
+from app.core.migrations import ensure_at_head, upgrade_to_head
+from app.core.security import PasswordHasher
+from app.users import service as users_service
+from app.users.schemas import UserCreate
+
+
+async def create_superuser(settings: Settings, username: str, email: str, password: str) -> int:
+    if settings.auto_migrate:
+        await asyncio.to_thread(upgrade_to_head, settings.database_url)
+    database = Database(settings)
+    try:
+        await ensure_at_head(database.engine)
+        data = UserCreate(username=username, email=email, password=password)
+        async with database.session_factory() as session:
+            user = await users_service.register(
+                session, PasswordHasher(settings), data, is_superuser=True
+            )
+            await session.commit()
+            return user.id
+    finally:
+        await database.dispose()
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Password (again): "):
+        raise SystemExit("The passwords do not match.")
+    return password
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-superuser", help="create an administrator account")
+    create.add_argument("--username", required=True)
+    create.add_argument("--email", required=True)
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    args = parser.parse_args(argv)
+
+    password = _read_password(args.password_stdin)
+    try:
+        user_id = asyncio.run(create_superuser(get_settings(), args.username, args.email, password))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"Not created: {problems}", file=sys.stderr)
+        return 2
+    except AppError as exc:
+        print(f"Not created: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"Created superuser {args.username!r} (id {user_id}).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

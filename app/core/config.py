@@ -1,0 +1,128 @@
+"""Every setting Quill reads, in one place, read once per process."""
+
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+import structlog
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = structlog.get_logger(__name__)
+
+MIN_SECRET_KEY_BYTES = 32
+SECRET_KEY_FILE_NAME = "secret_key"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    ENVIRONMENT: Environment = Environment.DEVELOPMENT
+    DATA_DIR: Path = Path("data")
+    # Empty means the embedded SQLite file inside DATA_DIR.
+    DATABASE_URL: str = ""
+    # None means: migrate on start-up exactly when the database is SQLite.
+    AUTO_MIGRATE: bool | None = None
+    DB_POOL_SIZE: Annotated[int, Field(ge=1)] = 10
+    DB_MAX_OVERFLOW: Annotated[int, Field(ge=0)] = 10
+    DB_POOL_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = 10.0
+    SQLITE_BUSY_TIMEOUT_MS: Annotated[int, Field(ge=0)] = 5000
+    DB_ECHO: bool = False
+
+    SECRET_KEY: str = ""
+    ACCESS_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 900
+    REFRESH_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 30 * 24 * 3600
+    JWT_ISSUER: str = "quill"
+
+    # argon2id parameters; the defaults are the OWASP-recommended ones, tests make them cheap.
+    PASSWORD_HASH_TIME_COST: Annotated[int, Field(ge=1)] = 3
+    PASSWORD_HASH_MEMORY_COST_KIB: Annotated[int, Field(ge=8)] = 65536
+    PASSWORD_HASH_PARALLELISM: Annotated[int, Field(ge=1)] = 4
+    # Hashing is CPU and memory heavy: bound how many run at once in worker threads.
+    PASSWORD_HASH_MAX_CONCURRENCY: Annotated[int, Field(ge=1)] = 4
+
+    LOG_LEVEL: str = "INFO"
+    LOG_JSON: bool | None = None
+    RETRY_AFTER_SECONDS: Annotated[int, Field(ge=1)] = 5
+
+    @model_validator(mode="after")
+    def _require_production_secrets(self) -> Self:
+        if self.ENVIRONMENT is not Environment.PRODUCTION:
+            return self
+        if not self.SECRET_KEY:
+            raise ValueError(
+                "SECRET_KEY is not set: production needs a random secret of at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes (for example: python -c "
+                '"import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        if len(self.SECRET_KEY.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"SECRET_KEY is too short: production needs at least {MIN_SECRET_KEY_BYTES} bytes"
+            )
+        return self
+
+    @property
+    def database_url(self) -> str:
+        if self.DATABASE_URL:
+            return self.DATABASE_URL
+        return f"sqlite+aiosqlite:///{self.DATA_DIR / 'quill.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def auto_migrate(self) -> bool:
+        return self.is_sqlite if self.AUTO_MIGRATE is None else self.AUTO_MIGRATE
+
+    @property
+    def log_json(self) -> bool:
+        if self.LOG_JSON is None:
+            return self.ENVIRONMENT is Environment.PRODUCTION
+        return self.LOG_JSON
+
+    def with_secret_key(self) -> "Settings":
+        """These settings with a signing secret: outside production one is kept in DATA_DIR."""
+        if self.SECRET_KEY:
+            return self
+        return self.model_copy(update={"SECRET_KEY": _development_secret_key(self.DATA_DIR)})
+
+
+def _development_secret_key(data_dir: Path) -> str:
+    """Read the kept development secret, creating it atomically if no process has yet.
+
+    Workers start together: each writes a candidate to its own file and hard-links it into place;
+    the link fails for all but the first, and everyone then reads the winner.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SECRET_KEY_FILE_NAME
+    if not path.exists():
+        candidate = data_dir / f".{SECRET_KEY_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+        candidate.write_text(secrets.token_urlsafe(48))
+        candidate.chmod(0o600)
+        try:
+            os.link(candidate, path)
+            log.warning(
+                "config.secret_key_generated",
+                path=str(path),
+                hint="set SECRET_KEY; a generated key is for development only",
+            )
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

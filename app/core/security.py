@@ -1,0 +1,131 @@
+"""Password hashing off the event loop, and the JWTs that carry a login."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import anyio
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from app.core.config import Settings
+
+JWT_ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "sid"]
+
+
+class TokenType(StrEnum):
+    ACCESS = "access"
+    REFRESH = "refresh"
+
+
+class InvalidToken(Exception):
+    """A token that is malformed, forged, expired, or of the wrong type."""
+
+
+class PasswordHasher:
+    """argon2id hashing in worker threads, at most `max_concurrency` at a time.
+
+    Hashing takes tens of milliseconds of CPU and megabytes of memory: on the event loop it would
+    stall every other request, and unbounded it would let a login flood exhaust memory.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._hash = PasswordHash(
+            (
+                Argon2Hasher(
+                    time_cost=settings.PASSWORD_HASH_TIME_COST,
+                    memory_cost=settings.PASSWORD_HASH_MEMORY_COST_KIB,
+                    parallelism=settings.PASSWORD_HASH_PARALLELISM,
+                ),
+            )
+        )
+        self._limiter = anyio.CapacityLimiter(settings.PASSWORD_HASH_MAX_CONCURRENCY)
+        # Verified against when a login names no user, so that every attempt costs one verify.
+        self._dummy_hash = self._hash.hash(uuid.uuid4().hex)
+
+    async def hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._limiter)
+
+    async def verify(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
+        """Whether `password` matches; with a new hash when the parameters have changed.
+
+        With no hash (an unknown user) the password is checked against a dummy hash, so the
+        answer takes as long as for a real user, and is always False.
+        """
+        target = hashed if hashed is not None else self._dummy_hash
+        valid, updated = await anyio.to_thread.run_sync(
+            self._hash.verify_and_update, password, target, limiter=self._limiter
+        )
+        return (valid and hashed is not None), updated
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: int
+    session_id: str
+    token_id: str
+    type: TokenType
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    claims: TokenClaims
+
+
+class TokenCodec:
+    def __init__(self, settings: Settings) -> None:
+        self._key = settings.SECRET_KEY
+        self._issuer = settings.JWT_ISSUER
+        self._ttl = {
+            TokenType.ACCESS: timedelta(seconds=settings.ACCESS_TOKEN_TTL_SECONDS),
+            TokenType.REFRESH: timedelta(seconds=settings.REFRESH_TOKEN_TTL_SECONDS),
+        }
+
+    def ttl_seconds(self, token_type: TokenType) -> int:
+        return int(self._ttl[token_type].total_seconds())
+
+    def issue(self, token_type: TokenType, *, user_id: int, session_id: str) -> IssuedToken:
+        now = datetime.now(UTC)
+        claims = TokenClaims(
+            user_id=user_id,
+            session_id=session_id,
+            token_id=uuid.uuid4().hex,
+            type=token_type,
+            expires_at=now + self._ttl[token_type],
+        )
+        payload = {
+            "sub": str(user_id),
+            "sid": session_id,
+            "jti": claims.token_id,
+            "type": token_type.value,
+            "iat": now,
+            "exp": claims.expires_at,
+            "iss": self._issuer,
+        }
+        return IssuedToken(jwt.encode(payload, self._key, algorithm=JWT_ALGORITHM), claims)
+
+    def decode(self, token: str, expected_type: TokenType) -> TokenClaims:
+        try:
+            payload = jwt.decode(
+                token,
+                self._key,
+                algorithms=[JWT_ALGORITHM],
+                issuer=self._issuer,
+                options={"require": [*REQUIRED_CLAIMS, "iss"]},
+            )
+            if payload["type"] != expected_type.value:
+                raise InvalidToken(f"expected a {expected_type.value} token")
+            return TokenClaims(
+                user_id=int(payload["sub"]),
+                session_id=str(payload["sid"]),
+                token_id=str(payload["jti"]),
+                type=expected_type,
+                expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise InvalidToken(str(exc)) from exc

@@ -1,0 +1,9 @@
+"""Every table, imported here so that Alembic and the mappers see the whole graph."""
+
+from app.models.base import Base
+from app.models.login import Login
+from app.models.post import Post
+from app.models.refresh_token import RefreshToken
+from app.models.user import User
+
+__all__ = ["Base", "Login", "Post", "RefreshToken", "User"]

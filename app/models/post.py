@@ -1,0 +1,29 @@
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, Timestamped
+
+if TYPE_CHECKING:
+    from app.models.user import User
+
+TITLE_MAX_LENGTH = 200
+CONTENT_MAX_LENGTH = 100_000
+
+
+class Post(Timestamped, Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        # "Newest first", with id as the tie-breaker, for the post list...
+        Index("ix_posts_created_at_id", "created_at", "id"),
+        # ...and the same order within one author's posts.
+        Index("ix_posts_author_id_created_at_id", "author_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(TITLE_MAX_LENGTH))
+    content: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+    author: Mapped["User"] = relationship(back_populates="posts", lazy="raise")

@@ -1,0 +1,38 @@
+from typing import TYPE_CHECKING
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, Timestamped
+
+if TYPE_CHECKING:
+    from app.models.login import Login
+    from app.models.post import Post
+
+USERNAME_MAX_LENGTH = 32
+EMAIL_MAX_LENGTH = 320
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH))
+    # Lowercased username: uniqueness ignores case with a plain unique constraint, which every
+    # database and Alembic's autogenerate understand (a functional index on lower() is not).
+    username_key: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH), unique=True)
+    # Stored lowercased, so it is unique case-insensitively as it stands.
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), unique=True)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    bio: Mapped[str | None] = mapped_column(Text)
+    image: Mapped[str | None] = mapped_column(String(2048))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    is_superuser: Mapped[bool] = mapped_column(default=False)
+    email_verified: Mapped[bool] = mapped_column(default=False)
+
+    posts: Mapped[list["Post"]] = relationship(
+        back_populates="author", lazy="raise", passive_deletes=True
+    )
+    logins: Mapped[list["Login"]] = relationship(
+        back_populates="user", lazy="raise", passive_deletes=True
+    )

@@ -1,0 +1,41 @@
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import User
+
+
+async def get_by_id(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def find_taken(
+    session: AsyncSession, *, username_key: str | None, email: str | None, exclude_id: int | None
+) -> list[User]:
+    """Users other than `exclude_id` holding that username or email."""
+    conditions = []
+    if username_key is not None:
+        conditions.append(User.username_key == username_key)
+    if email is not None:
+        conditions.append(User.email == email)
+    if not conditions:
+        return []
+    statement = select(User).where(or_(*conditions))
+    if exclude_id is not None:
+        statement = statement.where(User.id != exclude_id)
+    return list(await session.scalars(statement))
+
+
+async def list_users(session: AsyncSession, *, limit: int, offset: int) -> list[User]:
+    statement = select(User).order_by(User.id).limit(limit).offset(offset)
+    return list(await session.scalars(statement))
+
+
+async def count_users(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(User)) or 0
+
+
+async def delete_by_id(session: AsyncSession, user_id: int) -> None:
+    """Delete the user; the database cascades to posts, logins and refresh tokens."""
+    await session.execute(
+        delete(User).where(User.id == user_id).execution_options(synchronize_session=False)
+    )

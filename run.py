@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Run Quill from a fresh checkout with nothing but Python 3.11+.
+
+    python3 run.py serve     the service on http://127.0.0.1:8000 (embedded SQLite by default)
+    python3 run.py test      the whole test suite
+    python3 run.py check     ruff (lint and format) and mypy --strict
+
+The first run installs uv (pinned) into .tools/ and the locked dependencies into .venv/; later runs
+only check that both are current. Anything after the command goes to the program it runs, e.g.
+`python3 run.py serve --workers 4` or `python3 run.py test -k posts`.
+"""
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+TOOLS_DIR = ROOT / ".tools"
+UV_VERSION = "0.13.9"
+BIN = "Scripts" if os.name == "nt" else "bin"
+EXE = ".exe" if os.name == "nt" else ""
+
+
+def uv() -> str:
+    """A pinned uv of our own: system Pythons often refuse `pip install` outside a venv."""
+    uv_path = TOOLS_DIR / BIN / f"uv{EXE}"
+    marker = TOOLS_DIR / f"uv-{UV_VERSION}"
+    if not marker.exists():
+        print(f"run.py: installing uv {UV_VERSION} into {TOOLS_DIR.name}/ (once)", flush=True)
+        venv.create(TOOLS_DIR, with_pip=True, clear=True)
+        subprocess.run(
+            [
+                str(TOOLS_DIR / BIN / f"python{EXE}"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"uv=={UV_VERSION}",
+            ],
+            check=True,
+        )
+        marker.touch()
+    return str(uv_path)
+
+
+def sync(uv_path: str) -> None:
+    """Install exactly what uv.lock says into .venv (fast when nothing changed)."""
+    subprocess.run(
+        [uv_path, "sync", "--frozen", "--quiet", "--python", sys.executable],
+        check=True,
+        cwd=ROOT,
+    )
+
+
+def run(uv_path: str, *command: str) -> int:
+    return subprocess.run([uv_path, "run", "--frozen", "--no-sync", *command], cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):
+        print("Quill needs Python 3.11 or newer.", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in {"serve", "test", "check"}:
+        print(__doc__, file=sys.stderr)
+        return 2
+    command, extra = argv[0], argv[1:]
+    uv_path = uv()
+    sync(uv_path)
+    if command == "serve":
+        return run(uv_path, "fastapi", "run", "--host", "127.0.0.1", "--port", "8000", *extra)
+    if command == "test":
+        return run(uv_path, "pytest", *extra)
+    for step in (
+        ("ruff", "check", "."),
+        ("ruff", "format", "--check", "."),
+        ("mypy",),
+    ):
+        code = run(uv_path, *step)
+        if code:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

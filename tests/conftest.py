@@ -1,0 +1,162 @@
+"""Every test runs against a real, freshly migrated database: SQLite always, and PostgreSQL too
+when TEST_DATABASE_URL is set.
+
+Each backend is migrated once per run with `alembic upgrade head` into a template; every test then
+gets its own copy (a file copy for SQLite, CREATE DATABASE ... TEMPLATE for PostgreSQL), so tests
+commit for real, run concurrent requests, and still never see each other's rows.
+"""
+
+import os
+import tempfile
+
+# Set before the app module is imported: its module-level app must not write into the checkout.
+os.environ["ENVIRONMENT"] = "test"
+os.environ["SECRET_KEY"] = "test-secret-key-that-is-long-enough-for-hs256"
+os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="quill-test-data-")
+os.environ["PASSWORD_HASH_TIME_COST"] = "1"
+os.environ["PASSWORD_HASH_MEMORY_COST_KIB"] = "8"
+os.environ["PASSWORD_HASH_PARALLELISM"] = "1"
+
+import itertools
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from app.core.config import Settings
+from app.core.db import Database
+from app.core.migrations import upgrade_to_head
+from app.main import create_app
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+class PostgresDatabases:
+    """Creates and drops databases on the server named by TEST_DATABASE_URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.prefix = f"quill_test_{uuid.uuid4().hex[:8]}"
+        self.admin = create_async_engine(self.url, isolation_level="AUTOCOMMIT")
+
+    def url_for(self, name: str) -> str:
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    async def create(self, name: str, *, template: str | None = None) -> str:
+        clause = f" TEMPLATE {template}" if template else ""
+        async with self.admin.connect() as connection:
+            await connection.exec_driver_sql(f"CREATE DATABASE {name}{clause}")
+        return self.url_for(name)
+
+    async def drop(self, name: str) -> None:
+        async with self.admin.connect() as connection:
+            await connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+async def postgres() -> AsyncIterator[PostgresDatabases | None]:
+    if not TEST_DATABASE_URL:
+        yield None
+        return
+    databases = PostgresDatabases(TEST_DATABASE_URL)
+    try:
+        # Set but unreachable is a failure, not a skip: CI must not pass on SQLite alone.
+        async with databases.admin.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        pytest.fail(f"TEST_DATABASE_URL is set but PostgreSQL cannot be reached: {exc}")
+    yield databases
+    await databases.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def template_database(
+    backend: str,
+    postgres: PostgresDatabases | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[str]:
+    """A database migrated to head with Alembic: the original every test's database copies."""
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "template.db"
+        await anyio.to_thread.run_sync(upgrade_to_head, f"sqlite+aiosqlite:///{path}")
+        yield str(path)
+        return
+    assert postgres is not None
+    name = f"{postgres.prefix}_template"
+    url = await postgres.create(name)
+    await anyio.to_thread.run_sync(upgrade_to_head, url)
+    yield name
+    await postgres.drop(name)
+
+
+@pytest.fixture
+async def database_url(
+    backend: str,
+    template_database: str,
+    postgres: PostgresDatabases | None,
+    tmp_path: Path,
+) -> AsyncIterator[str]:
+    """A fresh database for this test alone, already at the latest migration."""
+    if backend == "sqlite":
+        path = tmp_path / "quill.db"
+        shutil.copyfile(template_database, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    assert postgres is not None
+    name = f"{postgres.prefix}_{next(_database_numbers)}"
+    url = await postgres.create(name, template=template_database)
+    yield url
+    await postgres.drop(name)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        ENVIRONMENT="test",
+        DATABASE_URL=database_url,
+        AUTO_MIGRATE=False,
+        DATA_DIR=tmp_path / "data",
+        SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
+        PASSWORD_HASH_TIME_COST=1,
+        PASSWORD_HASH_MEMORY_COST_KIB=8,
+        PASSWORD_HASH_PARALLELISM=1,
+        DB_POOL_SIZE=5,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    # httpx's ASGITransport does not run the lifespan; this does, as a server would.
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http_client:
+        yield http_client
+
+
+@pytest.fixture
+async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A session of the test's own, beside the app's, for factories and for checking rows."""
+    database: Database = app.state.database
+    async with database.session_factory() as db_session:
+        yield db_session
