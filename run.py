@@ -4,6 +4,8 @@
     python3 run.py serve     the service on http://127.0.0.1:8000 (embedded SQLite by default)
     python3 run.py test      the whole test suite
     python3 run.py check     ruff (lint and format) and mypy --strict
+    python3 run.py alembic upgrade head                     migrate (any Alembic command)
+    python3 run.py manage create-superuser --username ...   a management command (app/cli.py)
 
 The first run installs uv (pinned) into .tools/ and the locked dependencies into .venv/; later runs
 only check that both are current. Anything after the command goes to the program it runs, e.g.
@@ -63,7 +65,7 @@ def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):
         print("Quill needs Python 3.11 or newer.", file=sys.stderr)
         return 2
-    if not argv or argv[0] not in {"serve", "test", "check"}:
+    if not argv or argv[0] not in {"serve", "test", "check", "alembic", "manage"}:
         print(__doc__, file=sys.stderr)
         return 2
     command, extra = argv[0], argv[1:]
@@ -73,6 +75,10 @@ def main(argv: list[str]) -> int:
         return run(uv_path, "fastapi", "run", "--host", "127.0.0.1", "--port", "8000", *extra)
     if command == "test":
         return run(uv_path, "pytest", *extra)
+    if command == "alembic":
+        return run(uv_path, "alembic", *extra)
+    if command == "manage":
+        return run(uv_path, "python", "-m", "app.cli", *extra)
     for step in (
         ("ruff", "check", "."),
         ("ruff", "format", "--check", "."),

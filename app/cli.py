@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import AppError
-from app.core.migrations import ensure_at_head, upgrade_to_head
+from app.core.migrations import DatabaseNotMigrated, ensure_at_head, upgrade_to_head
 from app.core.security import PasswordHasher
 from app.users import service as users_service
 from app.users.schemas import UserCreate
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except AppError as exc:
         print(f"Not created: {exc.message}", file=sys.stderr)
+        return 1
+    except DatabaseNotMigrated as exc:
+        print(f"Not created: {exc}", file=sys.stderr)
         return 1
     print(f"Created superuser {args.username!r} (id {user_id}).")
     return 0

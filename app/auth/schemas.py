@@ -1,6 +1,8 @@
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.text import NoNul
 
 
 class TokenPair(BaseModel):
@@ -20,7 +22,9 @@ class PasswordLoginForm(BaseModel):
     """The OAuth2 password grant. Bounded lengths: nobody makes us hash megabytes."""
 
     grant_type: Literal["password"] | None = None
-    username: str = Field(min_length=1, max_length=320, description="Username or email.")
+    username: Annotated[str, NoNul] = Field(
+        min_length=1, max_length=320, description="Username or email."
+    )
     password: str = Field(min_length=1, max_length=128)
     scope: str = ""
     client_id: str | None = None

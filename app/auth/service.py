@@ -12,6 +12,7 @@ from app.auth import repository
 from app.auth.errors import InvalidCredentials, InvalidToken, RefreshTokenReused
 from app.auth.schemas import TokenPair
 from app.core import security
+from app.core.ids import MAX_ROW_ID
 from app.core.security import PasswordHasher, TokenCodec, TokenType
 from app.models import Login, RefreshToken, User
 
@@ -126,10 +127,14 @@ async def end_logins(
 
 def _decode(codec: TokenCodec, token: str, token_type: TokenType) -> security.TokenClaims:
     try:
-        return codec.decode(token, token_type)
+        claims = codec.decode(token, token_type)
     except security.InvalidToken as exc:
         log.info("auth.token_rejected", reason=str(exc), expected=token_type.value)
         raise InvalidToken from exc
+    if not 1 <= claims.user_id <= MAX_ROW_ID:
+        # Only a holder of the key could sign this; the database could not even look it up.
+        raise InvalidToken
+    return claims
 
 
 def _issue_tokens(

@@ -107,8 +107,10 @@ def _development_secret_key(data_dir: Path) -> str:
     path = data_dir / SECRET_KEY_FILE_NAME
     if not path.exists():
         candidate = data_dir / f".{SECRET_KEY_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
-        candidate.write_text(secrets.token_urlsafe(48))
-        candidate.chmod(0o600)
+        # Created readable by its owner only, never for a moment by anyone else.
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as secret_file:
+            secret_file.write(secrets.token_urlsafe(48))
         try:
             os.link(candidate, path)
             log.warning(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -36,21 +36,44 @@ class Database:
         await self.engine.dispose()
 
 
+class DatabaseUnreachable(ConnectionError):
+    """No new connection to the database could be opened: it is down, unreachable or refusing."""
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if settings.is_sqlite:
         ensure_sqlite_directory(url)
         engine = create_async_engine(url, echo=settings.DB_ECHO)
         _make_sqlite_transactional(engine, busy_timeout_ms=settings.SQLITE_BUSY_TIMEOUT_MS)
-        return engine
-    return create_async_engine(
-        url,
-        echo=settings.DB_ECHO,
-        pool_size=settings.DB_POOL_SIZE,
-        max_overflow=settings.DB_MAX_OVERFLOW,
-        pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
-        pool_pre_ping=True,
-    )
+    else:
+        engine = create_async_engine(
+            url,
+            echo=settings.DB_ECHO,
+            pool_size=settings.DB_POOL_SIZE,
+            max_overflow=settings.DB_MAX_OVERFLOW,
+            pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
+            pool_pre_ping=True,
+        )
+    _report_failed_connections(engine)
+    return engine
+
+
+def _report_failed_connections(engine: AsyncEngine) -> None:
+    """Turn any failure to connect into DatabaseUnreachable, which the API answers with 503.
+
+    Drivers report it in many ways: an unresolvable or unreachable host is a bare OSError, and a
+    server that is starting, stopping or full answers with an error SQLAlchemy passes on as a
+    generic DBAPIError; left alone, those would be 500s. A wrong setting still stops start-up,
+    which connects first, with the driver's error chained.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            raise DatabaseUnreachable(f"cannot connect to the database: {exc}") from exc
 
 
 def _make_sqlite_transactional(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:

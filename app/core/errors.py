@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 log = structlog.get_logger(__name__)
 
@@ -167,7 +168,35 @@ async def _handle_app_error(request: Request, exc: Exception) -> JSONResponse:
 async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405 and (allowed := allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+    return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (mounted apps answer for themselves).
+
+    The router's own 405 names only the methods of the first route matching the path, but a path
+    such as /posts/{post_id} has one route per method.
+    """
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    root_path = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    allowed = []
+    for method in _HTTP_METHODS:
+        probe = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": root_path,
+            "headers": [],
+        }
+        if any(route.matches(dict(probe))[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -27,3 +27,6 @@ def configure_logging(settings: Settings) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    # RequestContextMiddleware logs every request once, with its request id; uvicorn's own
+    # access line would be a second, poorer copy.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -127,5 +127,5 @@ class TokenCodec:
                 type=expected_type,
                 expires_at=datetime.fromtimestamp(payload["exp"], UTC),
             )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
             raise InvalidToken(str(exc)) from exc

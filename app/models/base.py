@@ -5,6 +5,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -52,8 +53,14 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
+def _created_at(context: DefaultExecutionContext) -> datetime:
+    # One instant for a new row: a row never changed has updated_at == created_at.
+    value = context.get_current_parameters().get("created_at")  # type: ignore[no-untyped-call]
+    return value if isinstance(value, datetime) else utcnow()
+
+
 class Timestamped:
     """created_at and updated_at, set in Python so a flush never expires them."""
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=_created_at, onupdate=utcnow)

@@ -3,6 +3,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 
+from app.core.text import NoNul
 from app.models.post import CONTENT_MAX_LENGTH, TITLE_MAX_LENGTH
 
 
@@ -13,12 +14,15 @@ def _not_blank(value: str) -> str:
 
 
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
+    NoNul,
 ]
 Content = Annotated[
     str,
     StringConstraints(min_length=1, max_length=CONTENT_MAX_LENGTH),
     AfterValidator(_not_blank),
+    NoNul,
 ]
 
 

@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.core.text import NoNul
 from app.models.user import USERNAME_MAX_LENGTH
 
 Username = Annotated[
@@ -22,8 +23,8 @@ Username = Annotated[
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
-Bio = Annotated[str, StringConstraints(max_length=2000)]
-ImageUrl = Annotated[str, StringConstraints(max_length=2048)]
+Bio = Annotated[str, StringConstraints(max_length=2000), NoNul]
+ImageUrl = Annotated[str, StringConstraints(max_length=2048), NoNul]
 
 
 class UserCreate(BaseModel):
