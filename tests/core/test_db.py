@@ -1,0 +1,188 @@
+import sqlite3
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.db import Database, SessionDep
+from app.core.errors import AppError, Conflict
+from app.main import create_app
+from app.models import Post, User
+from tests.core.conftest import Serve
+from tests.factories import make_user
+
+
+class RevokedAndRefused(AppError):
+    """Like refresh-token theft: the request fails, and what it changed must stay."""
+
+    status_code = 401
+    code = "revoked_and_refused"
+    keeps_changes = True
+
+
+def new_user(username: str) -> User:
+    return User(
+        username=username,
+        username_key=username.lower(),
+        email=f"{username.lower()}@example.com",
+        hashed_password="not-a-real-hash",
+    )
+
+
+def make_boundary_app(settings: Settings) -> FastAPI:
+    """The app with a route that adds a user, then ends the way `outcome` says."""
+    app = create_app(settings)
+
+    @app.post("/test/users/{username}")
+    async def add_user(username: str, session: SessionDep, outcome: str = "success") -> str:
+        session.add(new_user(username))
+        if outcome != "unflushed":
+            await session.flush()
+        if outcome == "app_error":
+            raise Conflict
+        if outcome == "keeps_changes":
+            raise RevokedAndRefused
+        if outcome == "crash":
+            raise RuntimeError("the route failed")
+        return username
+
+    return app
+
+
+@pytest.fixture
+def boundary_app(settings: Settings) -> FastAPI:
+    return make_boundary_app(settings)
+
+
+async def usernames(app: FastAPI) -> list[str]:
+    database: Database = app.state.database
+    async with database.session_factory() as session:
+        return list(await session.scalars(select(User.username).order_by(User.id)))
+
+
+async def test_route_that_succeeds_commits_its_changes(boundary_app: FastAPI, serve: Serve) -> None:
+    async with serve(boundary_app) as client:
+        response = await client.post("/test/users/ann")
+        assert response.status_code == 200, response.text
+        assert response.json() == "ann"
+        assert await usernames(boundary_app) == ["ann"]
+
+
+async def test_route_that_raises_an_app_error_rolls_back_its_changes(
+    boundary_app: FastAPI, serve: Serve
+) -> None:
+    async with serve(boundary_app) as client:
+        response = await client.post("/test/users/ann", params={"outcome": "app_error"})
+        assert response.status_code == 409, response.text
+        assert response.json()["code"] == "conflict"
+        assert await usernames(boundary_app) == []
+
+
+async def test_app_error_that_keeps_changes_commits_them_and_still_fails(
+    boundary_app: FastAPI, serve: Serve
+) -> None:
+    async with serve(boundary_app) as client:
+        response = await client.post("/test/users/ann", params={"outcome": "keeps_changes"})
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == "revoked_and_refused"
+        assert await usernames(boundary_app) == ["ann"]
+
+
+async def test_route_that_crashes_rolls_back_its_changes(
+    boundary_app: FastAPI, serve: Serve
+) -> None:
+    async with serve(boundary_app) as client:
+        response = await client.post("/test/users/ann", params={"outcome": "crash"})
+        assert response.status_code == 500, response.text
+        assert response.json()["code"] == "internal_error"
+        assert await usernames(boundary_app) == []
+
+
+async def test_failing_commit_is_a_5xx_never_a_success_and_keeps_nothing(
+    boundary_app: FastAPI, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing_commit(self: AsyncSession) -> None:
+        raise RuntimeError("the commit failed")
+
+    async with serve(boundary_app) as client:
+        monkeypatch.setattr(AsyncSession, "commit", failing_commit)
+        response = await client.post("/test/users/ann")
+        monkeypatch.undo()
+
+        assert response.status_code == 500, response.text
+        assert response.json()["code"] == "internal_error"
+        assert await usernames(boundary_app) == []
+
+
+async def test_commit_that_breaks_a_unique_constraint_is_a_409_and_keeps_nothing(
+    boundary_app: FastAPI, serve: Serve
+) -> None:
+    async with serve(boundary_app) as client:
+        first = await client.post("/test/users/ann")
+        # Nothing is flushed in the route: the INSERT, and its violation, come with the commit.
+        second = await client.post("/test/users/ANN", params={"outcome": "unflushed"})
+        assert first.status_code == 200, first.text
+        assert second.status_code == 409, second.text
+        assert second.json()["code"] == "conflict"
+        assert await usernames(boundary_app) == ["ann"]
+
+
+async def test_sqlite_readers_are_not_blocked_by_a_writer_but_writers_wait(
+    backend: str, settings: Settings, serve: Serve
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite's transaction modes only")
+    app = make_boundary_app(settings.model_copy(update={"SQLITE_BUSY_TIMEOUT_MS": 100}))
+    path = make_url(settings.database_url).database
+    assert path is not None
+
+    async with serve(app) as client:
+        writer = sqlite3.connect(path, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("DELETE FROM posts")
+            read = await client.get("/api/v1/posts/")
+            write = await client.post("/test/users/ann")
+        finally:
+            writer.close()
+        remaining = await usernames(app)
+
+    assert read.status_code == 200, read.text
+    assert read.json()["items"] == []
+    assert write.status_code == 503, write.text
+    assert write.json()["code"] == "database_unavailable"
+    assert remaining == []
+
+
+async def test_foreign_keys_are_enforced(session: AsyncSession) -> None:
+    session.add(Post(title="Orphan", content="No author.", author_id=2**31 - 1))
+
+    with pytest.raises(sa_exc.IntegrityError):
+        await session.flush()
+
+
+async def test_deleting_a_user_cascades_to_their_posts(session: AsyncSession) -> None:
+    author = await make_user(session)
+    session.add(Post(title="Mine", content="Text.", author_id=author.id))
+    await session.commit()
+
+    await session.delete(author)
+    await session.commit()
+
+    assert await session.scalar(select(func.count()).select_from(Post)) == 0
+
+
+async def test_savepoint_rolls_back_only_its_own_changes(session: AsyncSession) -> None:
+    session.add(new_user("outer"))
+    await session.flush()
+    nested = await session.begin_nested()
+    session.add(new_user("inner"))
+    await session.flush()
+    await nested.rollback()
+    await session.commit()
+
+    assert list(await session.scalars(select(User.username))) == ["outer"]
