@@ -13,6 +13,7 @@ only check that both are current. Anything after the command goes to the program
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -29,22 +30,29 @@ def uv() -> str:
     """A pinned uv of our own: system Pythons often refuse `pip install` outside a venv."""
     uv_path = TOOLS_DIR / BIN / f"uv{EXE}"
     marker = TOOLS_DIR / f"uv-{UV_VERSION}"
-    if not marker.exists():
-        print(f"run.py: installing uv {UV_VERSION} into {TOOLS_DIR.name}/ (once)", flush=True)
+    if marker.exists():
+        return str(uv_path)
+    print(f"run.py: installing uv {UV_VERSION} into {TOOLS_DIR.name}/ (once)", flush=True)
+    try:
         venv.create(TOOLS_DIR, with_pip=True, clear=True)
+        pip = [str(TOOLS_DIR / BIN / f"python{EXE}"), "-m", "pip"]
         subprocess.run(
-            [
-                str(TOOLS_DIR / BIN / f"python{EXE}"),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                f"uv=={UV_VERSION}",
-            ],
+            [*pip, "install", "--quiet", "--disable-pip-version-check", f"uv=={UV_VERSION}"],
             check=True,
         )
-        marker.touch()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        # Debian and Ubuntu ship venv's pip separately (python3-venv); a uv already installed
+        # will do as well as ours.
+        found = shutil.which("uv")
+        if found:
+            print(f"run.py: could not install uv ({exc}); using {found}", flush=True)
+            return found
+        raise SystemExit(
+            "run.py: could not create a virtual environment with pip "
+            f"({exc}). Install your system's venv package (Debian/Ubuntu: "
+            "`apt install python3-venv`) or uv (https://docs.astral.sh/uv/), then run again."
+        ) from exc
+    marker.touch()
     return str(uv_path)
 
 

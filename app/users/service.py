@@ -51,24 +51,18 @@ async def update_own_account(
 ) -> User:
     """Change the caller's account. A new password ends every login but this one."""
     user = caller.user
-    if changes.current_password is not None and (changes.password or changes.email):
-        valid, _ = await hasher.verify(changes.current_password, user.hashed_password)
+    if changes.password is not None or changes.email is not None:
+        # The schema has made sure current_password comes with either.
+        valid, _ = await hasher.verify(changes.current_password or "", user.hashed_password)
         if not valid:
             raise WrongCurrentPassword
     fields = changes.model_dump(exclude_unset=True, exclude={"password", "current_password"})
-    new_username = fields.get("username")
-    new_email = fields.get("email")
     await _ensure_available(
-        session,
-        username=new_username
-        if new_username and username_key(new_username) != user.username_key
-        else None,
-        email=new_email if new_email and new_email != user.email else None,
-        exclude_id=user.id,
+        session, username=fields.get("username"), email=fields.get("email"), exclude_id=user.id
     )
-    if new_username is not None:
-        user.username_key = username_key(new_username)
-    if new_email is not None and new_email != user.email:
+    if "username" in fields:
+        user.username_key = username_key(fields["username"])
+    if fields.get("email", user.email) != user.email:
         user.email_verified = False
     for field, value in fields.items():
         setattr(user, field, value)
