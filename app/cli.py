@@ -9,10 +9,12 @@ import getpass
 import sys
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from app.core.config import Settings, get_settings
 from app.core.db import Database
-from app.core.errors import AppError
+from app.core.errors import DATABASE_UNAVAILABLE_ERRORS, AppError
+from app.core.logging import configure_logging
 from app.core.migrations import DatabaseNotMigrated, ensure_at_head, upgrade_to_head
 from app.core.security import PasswordHasher
 from app.users import service as users_service
@@ -56,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    settings = get_settings()
+    configure_logging(settings)  # logs go to stderr; stdout carries only the result
     password = _read_password(args.password_stdin)
     try:
-        user_id = asyncio.run(create_superuser(get_settings(), args.username, args.email, password))
+        user_id = asyncio.run(create_superuser(settings, args.username, args.email, password))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"Not created: {problems}", file=sys.stderr)
@@ -68,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except DatabaseNotMigrated as exc:
         print(f"Not created: {exc}", file=sys.stderr)
+        return 1
+    except IntegrityError:
+        print("Not created: that username or email was taken meanwhile.", file=sys.stderr)
+        return 1
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        print(f"Not created: the database is unavailable ({exc}).", file=sys.stderr)
         return 1
     print(f"Created superuser {args.username!r} (id {user_id}).")
     return 0

@@ -156,6 +156,25 @@ def test_create_superuser_refuses_an_unmigrated_database_with_a_message(
     assert "alembic upgrade head" in output.err
 
 
+def test_create_superuser_reports_an_unreachable_database_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A folder where the database file should be: SQLite cannot open it.
+    unreachable = fresh_sqlite_settings(tmp_path, AUTO_MIGRATE=False).model_copy(
+        update={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}"}
+    )
+    monkeypatch.setattr(cli, "get_settings", lambda: unreachable)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{PASSWORD}\n"))
+
+    exit_code = cli.main(CREATE_ROOT)
+
+    assert exit_code == 1
+    output = capsys.readouterr()
+    assert output.out == ""
+    assert output.err.startswith("Not created: the database is unavailable")
+    assert "Traceback" not in output.err
+
+
 def test_create_superuser_migrates_an_empty_sqlite_database_outside_any_event_loop(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
