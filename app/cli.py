@@ -67,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"Not created: {problems}", file=sys.stderr)
         return 2
-    except AppError as exc:
-        print(f"Not created: {exc.message}", file=sys.stderr)
-        return 1
-    except DatabaseNotMigrated as exc:
+    except (AppError, DatabaseNotMigrated) as exc:
         print(f"Not created: {exc}", file=sys.stderr)
         return 1
     except IntegrityError:

@@ -35,6 +35,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     environment["DATA_DIR"] = str(workdir / "data")
     environment["PYTHONPATH"] = str(PROJECT_ROOT)
     fastapi_cli = Path(sys.executable).parent / "fastapi"
+    # A file, not a pipe: nothing reads a pipe while tests run, and a full one stalls the server.
+    output_path = workdir / "server.log"
+    output = output_path.open("wb")
     process = subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
         [
             str(fastapi_cli),
@@ -49,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ],
         cwd=workdir,
         env=environment,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -57,8 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"the server exited at start-up:\n{output}")
+                pytest.fail(f"the server exited at start-up:\n{output_path.read_text()}")
             try:
                 if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
                     break
@@ -70,6 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        output.close()
 
 
 def test_workers_started_from_nothing_share_one_database_and_one_secret(server: str) -> None:
