@@ -9,11 +9,11 @@ import getpass
 import sys
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
+from app.constraint_errors import CONSTRAINT_ERRORS
 from app.core.config import Settings, get_settings
-from app.core.db import Database
-from app.core.errors import DATABASE_UNAVAILABLE_ERRORS, AppError
+from app.core.db import DATABASE_UNAVAILABLE_ERRORS, Database
+from app.core.errors import AppError
 from app.core.logging import configure_logging
 from app.core.migrations import DatabaseNotMigrated, ensure_at_head, upgrade_to_head
 from app.core.security import PasswordHasher
@@ -24,16 +24,15 @@ from app.users.schemas import UserCreate
 async def create_superuser(settings: Settings, username: str, email: str, password: str) -> int:
     if settings.auto_migrate:
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
-    database = Database(settings)
+    database = Database(settings, CONSTRAINT_ERRORS)
     try:
         await ensure_at_head(database.engine)
         data = UserCreate(username=username, email=email, password=password)
-        async with database.session_factory() as session:
+        async with database.transaction() as session:
             user = await users_service.register(
                 session, PasswordHasher(settings), data, is_superuser=True
             )
-            await session.commit()
-            return user.id
+        return user.id
     finally:
         await database.dispose()
 
@@ -69,9 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (AppError, DatabaseNotMigrated) as exc:
         print(f"Not created: {exc}", file=sys.stderr)
-        return 1
-    except IntegrityError:
-        print("Not created: that username or email was taken meanwhile.", file=sys.stderr)
         return 1
     except DATABASE_UNAVAILABLE_ERRORS as exc:
         print(f"Not created: the database is unavailable ({exc}).", file=sys.stderr)

@@ -7,15 +7,18 @@ import anyio
 import structlog
 from fastapi import FastAPI
 
-from app.api import api_router
+from app.api import API_V1_SURFACE, api_router
+from app.constraint_errors import CONSTRAINT_ERRORS
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.docs import install_docs
-from app.core.errors import install_error_handlers, install_problem_openapi
+from app.core.error_handlers import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
+from app.core.openapi import install_openapi
 from app.core.security import PasswordHasher, TokenCodec
+from app.core.surfaces import Surfaces
 from app.health import router as health_router
 
 log = structlog.get_logger(__name__)
@@ -24,13 +27,15 @@ log = structlog.get_logger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or get_settings()).with_secret_key()
     configure_logging(settings)
+    # Paths outside every surface (/health, a typo) are answered as /api/v1 answers.
+    surfaces = Surfaces(default=API_V1_SURFACE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             # Alembic's async env.py runs its own event loop, so it cannot run on this one.
             await anyio.to_thread.run_sync(upgrade_to_head, settings.database_url)
-        database = Database(settings)
+        database = Database(settings, CONSTRAINT_ERRORS)
         try:
             await ensure_at_head(database.engine)
             app.state.database = database
@@ -48,15 +53,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.surfaces = surfaces
     app.state.password_hasher = PasswordHasher(settings)
     app.state.token_codec = TokenCodec(settings)
 
-    install_error_handlers(app)
-    install_problem_openapi(app)
+    install_error_handlers(app, surfaces, retry_after_seconds=settings.RETRY_AFTER_SECONDS)
+    install_openapi(app, surfaces)
     install_docs(app)
     app.include_router(health_router)
     app.include_router(api_router)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, surfaces=surfaces)
     return app
 
 

@@ -31,9 +31,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.config import Settings
-from app.core.db import Database
 from app.core.migrations import upgrade_to_head
 from app.main import create_app
+from tests.helpers import open_session
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
@@ -157,6 +157,5 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A session of the test's own, beside the app's, for factories and for checking rows."""
-    database: Database = app.state.database
-    async with database.session_factory() as db_session:
+    async with open_session(app.state.database) as db_session:
         yield db_session

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.core.security import PasswordHasher
 from app.models import Post, User
+from app.models.user import username_key
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 _numbers = itertools.count(1)
@@ -30,7 +31,7 @@ async def make_user(
     username = username or f"user{number}"
     user = User(
         username=username,
-        username_key=username.lower(),
+        username_key=username_key(username),
         email=(email or f"{username}@example.com").lower(),
         hashed_password=await _hasher.hash(password),
         is_superuser=is_superuser,

@@ -1,19 +1,49 @@
-"""Who is calling: CurrentAuthentication, CurrentUser and SuperUser, for any domain's routes."""
+"""Who is calling: one chain from the request's access token to OptionalUser, CurrentUser and
+SuperUser, for the routes of any domain and any surface.
 
-from typing import Annotated
+The surface decides only how the token is carried (`Authorization: Bearer <token>` on /api/v1);
+everything after that (decoding, the login, the user) is the same for all of them.
+"""
+
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from starlette.requests import HTTPConnection
 
 from app.auth import service as auth_service
 from app.auth.service import Authentication
 from app.core.db import SessionDep
 from app.core.errors import NotAuthenticated, PermissionDenied
 from app.core.security import PasswordHasher, TokenCodec
+from app.core.surfaces import Surfaces
 from app.models import User
+from app.paths import API_V1_PREFIX, AUTH_PREFIX, TOKEN_PATH
 
-# auto_error=False: a missing token is answered by our own 401 problem, like every other error.
-bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+# A route whose caller may be anonymous says so in its OpenAPI security: `openapi_extra=` this.
+OPTIONAL_AUTHENTICATION: dict[str, Any] = {"security": [{}]}
+
+
+class AccessToken(OAuth2PasswordBearer):
+    """The request's access token, carried as its surface says; None when there is none.
+
+    Credentials that are there but unusable (another scheme, no token) are refused, not ignored:
+    a caller who meant to sign in must not be served as anonymous.
+    """
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        header = request.headers.get("Authorization")
+        if header is None:
+            return None
+        surfaces: Surfaces = request.app.state.surfaces
+        expected = surfaces.for_path(request.scope["path"]).authorization_scheme
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != expected.lower() or not token.strip():
+            raise NotAuthenticated(f"Send the access token as `Authorization: {expected} <token>`.")
+        return token.strip()
+
+
+access_token = AccessToken(tokenUrl=f"{API_V1_PREFIX}{AUTH_PREFIX}{TOKEN_PATH}", auto_error=False)
 
 
 def get_token_codec(request: Request) -> TokenCodec:
@@ -30,17 +60,34 @@ TokenCodecDep = Annotated[TokenCodec, Depends(get_token_codec)]
 PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 
 
-async def get_authentication(
-    token: Annotated[str | None, Depends(bearer_token)],
+async def get_optional_authentication(
+    token: Annotated[str | None, Depends(access_token)],
     session: SessionDep,
     codec: TokenCodecDep,
-) -> Authentication:
-    if not token:
-        raise NotAuthenticated
+) -> Authentication | None:
+    """The caller's login; None for an anonymous request. A token that fails is still a 401."""
+    if token is None:
+        return None
     return await auth_service.authenticate(session, codec, token)
 
 
+OptionalAuthentication = Annotated[Authentication | None, Depends(get_optional_authentication)]
+
+
+async def get_authentication(authentication: OptionalAuthentication) -> Authentication:
+    if authentication is None:
+        raise NotAuthenticated
+    return authentication
+
+
 CurrentAuthentication = Annotated[Authentication, Depends(get_authentication)]
+
+
+async def get_optional_user(authentication: OptionalAuthentication) -> User | None:
+    return authentication.user if authentication else None
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
 async def get_current_user(authentication: CurrentAuthentication) -> User:

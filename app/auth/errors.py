@@ -3,12 +3,12 @@ from app.core.errors import NotAuthenticated
 
 class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
-    detail = "Incorrect username or password."
+    default_detail = "Incorrect username or password."
 
 
 class InvalidToken(NotAuthenticated):
     code = "invalid_token"
-    detail = "The token is invalid, expired, or its login has ended."
+    default_detail = "The token is invalid, expired, or its login has ended."
 
 
 class RefreshTokenReused(InvalidToken):

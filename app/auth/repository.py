@@ -4,10 +4,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Login, RefreshToken, User
+from app.models.user import username_key
 
 
 async def get_user_by_username_or_email(session: AsyncSession, name: str) -> User | None:
-    key = name.strip().lower()
+    # Emails are stored lowercased, so the username's key finds them too.
+    key = username_key(name.strip())
     statement = select(User).where(or_(User.username_key == key, User.email == key))
     return await session.scalar(statement)
 

@@ -5,10 +5,12 @@ from fastapi import APIRouter, Depends, Form, Response, status
 from app.auth import service as auth_service
 from app.auth.dependencies import PasswordHasherDep, TokenCodecDep
 from app.auth.schemas import PasswordLoginForm, RefreshTokenIn, TokenPair
+from app.auth.service import IssuedTokens
 from app.core.db import SessionDep
-from app.core.errors import problem_responses
+from app.core.problem_details import problem_responses
+from app.paths import AUTH_PREFIX, TOKEN_PATH
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 
 def no_store(response: Response) -> None:
@@ -17,7 +19,8 @@ def no_store(response: Response) -> None:
 
 
 @router.post(
-    "/token",
+    TOKEN_PATH,
+    response_model=TokenPair,
     dependencies=[Depends(no_store)],
     responses=problem_responses(401),
 )
@@ -26,17 +29,22 @@ async def issue_token(
     session: SessionDep,
     hasher: PasswordHasherDep,
     codec: TokenCodecDep,
-) -> TokenPair:
+) -> IssuedTokens:
     """OAuth2 password flow: `username` may be the username or the email."""
     return await auth_service.login(
         session, hasher, codec, username_or_email=form.username, password=form.password
     )
 
 
-@router.post("/refresh", dependencies=[Depends(no_store)], responses=problem_responses(401))
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    dependencies=[Depends(no_store)],
+    responses=problem_responses(401),
+)
 async def refresh_token(
     body: RefreshTokenIn, session: SessionDep, codec: TokenCodecDep
-) -> TokenPair:
+) -> IssuedTokens:
     """Exchange a refresh token for a new pair. A refresh token works once."""
     return await auth_service.refresh(session, codec, body.refresh_token)
 

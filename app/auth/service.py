@@ -10,13 +10,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import repository
 from app.auth.errors import InvalidCredentials, InvalidToken, RefreshTokenReused
-from app.auth.schemas import TokenPair
 from app.core import security
+from app.core.db import outside_transaction
 from app.core.ids import MAX_ROW_ID
 from app.core.security import PasswordHasher, TokenCodec, TokenType
 from app.models import Login, RefreshToken, User
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """A new access and refresh token of one login."""
+
+    access_token: str
+    refresh_token: str
+    issued_at: datetime
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+
+    @property
+    def expires_in(self) -> int:
+        """Seconds the access token lives."""
+        return int((self.access_expires_at - self.issued_at).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +57,14 @@ async def login(
     *,
     username_or_email: str,
     password: str,
-) -> TokenPair:
-    """Exactly one password verification per attempt, whoever asks, so timing tells nothing."""
+) -> IssuedTokens:
+    """Exactly one password verification per attempt, whoever asks, so timing tells nothing.
+
+    It runs outside any transaction: read the user, verify, then write the login.
+    """
     user = await repository.get_user_by_username_or_email(session, username_or_email)
-    valid, new_hash = await hasher.verify(password, user.hashed_password if user else None)
+    async with outside_transaction(session):
+        valid, new_hash = await hasher.verify(password, user.hashed_password if user else None)
     if user is None or not valid or not user.is_active:
         log.info("auth.login_failed", user_id=user.id if user else None)
         raise InvalidCredentials
@@ -57,7 +77,7 @@ async def login(
     return tokens
 
 
-async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) -> TokenPair:
+async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) -> IssuedTokens:
     claims = _decode(codec, refresh_token, TokenType.REFRESH)
     now = datetime.now(UTC)
     spent = await repository.spend_refresh_token(
@@ -139,7 +159,7 @@ def _decode(codec: TokenCodec, token: str, token_type: TokenType) -> security.To
 
 def _issue_tokens(
     session: AsyncSession, codec: TokenCodec, *, user_id: int, login_id: str
-) -> TokenPair:
+) -> IssuedTokens:
     access = codec.issue(TokenType.ACCESS, user_id=user_id, session_id=login_id)
     refresh_token = codec.issue(TokenType.REFRESH, user_id=user_id, session_id=login_id)
     session.add(
@@ -149,8 +169,10 @@ def _issue_tokens(
             expires_at=refresh_token.claims.expires_at,
         )
     )
-    return TokenPair(
+    return IssuedTokens(
         access_token=access.token,
         refresh_token=refresh_token.token,
-        expires_in=codec.ttl_seconds(TokenType.ACCESS),
+        issued_at=access.claims.issued_at,
+        access_expires_at=access.claims.expires_at,
+        refresh_expires_at=refresh_token.claims.expires_at,
     )

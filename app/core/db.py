@@ -1,11 +1,19 @@
-"""The engine, the per-request session, and what SQLite needs to behave like a real database."""
+"""The engine, the unit of work, and what SQLite needs to behave like a real database.
 
+`Database.transaction()` is the one unit of work: the request dependency, the CLI and workers all
+commit, roll back and run after-commit hooks through it, the same way.
+"""
+
+import re
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import MetaData, UniqueConstraint, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -13,43 +21,179 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 
+from app.core.after_commit import discard_queued, has_queued, run_queued
 from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.events import EventBus
 
-# Requests that only read take a deferred SQLite transaction, so they never wait for a writer.
+# Requests that only read: READ ONLY on PostgreSQL; on SQLite a deferred transaction, so they never
+# wait for a writer, with query_only set, so a read that writes fails there too.
 READ_ONLY_OPTION = "quill_read_only"
+# How a SQLite transaction that may write begins: IMMEDIATE (the default) takes the write lock up
+# front, so a writer queues on busy_timeout instead of failing when it upgrades from a read.
+SQLITE_BEGIN_OPTION = "quill_sqlite_begin"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+_WROTE = "quill.wrote"
 
-class Database:
-    """One engine per process, and two session factories over it: read-write and read-only."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.engine = create_engine(settings)
-        self.session_factory = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.read_only_session_factory = async_sessionmaker(
-            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
-        )
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+# Errors that mean "the database cannot serve now", not "this request is wrong".
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 class DatabaseUnreachable(ConnectionError):
     """No new connection to the database could be opened: it is down, unreachable or refusing."""
 
 
+class ConstraintErrors:
+    """Which domain error each unique constraint stands for, by constraint name.
+
+    The same clash then gives the same answer whether a service's check caught it or, in a race,
+    the constraint did. Any other integrity error (NOT NULL, CHECK, a foreign key) is a bug.
+    """
+
+    def __init__(self, metadata: MetaData, errors: dict[str, type[AppError]]) -> None:
+        self._metadata = metadata
+        self._errors = errors
+
+    def error_for(self, error: sa_exc.IntegrityError) -> AppError | None:
+        name = violated_constraint(error, self._metadata)
+        error_class = self._errors.get(name) if name else None
+        return error_class() if error_class else None
+
+
+class _Session(Session):
+    """A session that knows whether its transaction has written (see outside_transaction)."""
+
+
+@event.listens_for(_Session, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(_Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(_Session, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
+@asynccontextmanager
+async def outside_transaction(session: AsyncSession) -> AsyncIterator[None]:
+    """Do slow work that needs no database (password hashing) with no transaction open.
+
+    A transaction held across it would hold a pooled connection, and on SQLite the write lock,
+    for tens of milliseconds per request. Only a unit of work that has not written yet may do
+    this: its transaction, which has only read, ends (what it loaded stays loaded), and the next
+    statement begins a new one.
+    """
+    if session.new or session.dirty or session.deleted or session.info.get(_WROTE):
+        raise RuntimeError("outside_transaction() after the unit of work has changed something")
+    if has_queued(session):
+        raise RuntimeError("outside_transaction() with after-commit work queued")
+    if session.in_transaction():
+        await session.commit()
+    yield
+
+
+class Database:
+    """One engine per process, and the units of work over it."""
+
+    def __init__(
+        self, settings: Settings, constraint_errors: ConstraintErrors | None = None
+    ) -> None:
+        self.engine = create_engine(settings)
+        # What units of work publish, delivered after they commit (see app/core/events.py).
+        self.events = EventBus()
+        self._constraint_errors = constraint_errors
+        self._session_factory = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=_Session
+        )
+        read_only_options: dict[str, Any] = {READ_ONLY_OPTION: True}
+        if not settings.is_sqlite:
+            read_only_options["postgresql_readonly"] = True
+        self._read_only_session_factory = async_sessionmaker(
+            self.engine.execution_options(**read_only_options),
+            expire_on_commit=False,
+            sync_session_class=_Session,
+        )
+
+    @asynccontextmanager
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+        """One unit of work: committed when the block succeeds, rolled back when it raises.
+
+        An AppError that says `keeps_changes` (refresh-token theft revokes a login and still
+        answers 401) has its changes committed before it propagates. A unique-constraint
+        violation is raised as the domain error it stands for (see ConstraintErrors).
+        """
+        factory = self._read_only_session_factory if read_only else self._session_factory
+        async with factory() as session:
+            self.events.attach(session)
+            try:
+                yield session
+            except AppError as exc:
+                if exc.keeps_changes:
+                    await self._commit(session)
+                else:
+                    await _roll_back(session)
+                raise
+            except sa_exc.IntegrityError as exc:
+                await _roll_back(session)
+                raise self._translated(exc) from exc
+            except BaseException:
+                await _roll_back(session)
+                raise
+            else:
+                await self._commit(session)
+
+    async def _commit(self, session: AsyncSession) -> None:
+        try:
+            await session.commit()
+        except sa_exc.IntegrityError as exc:
+            await _roll_back(session)
+            raise self._translated(exc) from exc
+        except BaseException:
+            await _roll_back(session)
+            raise
+        await run_queued(session)
+
+    def _translated(self, error: sa_exc.IntegrityError) -> Exception:
+        translated = self._constraint_errors.error_for(error) if self._constraint_errors else None
+        return translated or error
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def _roll_back(session: AsyncSession) -> None:
+    discard_queued(session)
+    await session.rollback()
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
+    # A failed statement's parameters (an email, a password hash) never reach a message or log.
     if settings.is_sqlite:
         ensure_sqlite_directory(url)
-        engine = create_async_engine(url, echo=settings.DB_ECHO)
+        engine = create_async_engine(url, echo=settings.DB_ECHO, hide_parameters=True)
         _make_sqlite_transactional(engine, busy_timeout_ms=settings.SQLITE_BUSY_TIMEOUT_MS)
     else:
         engine = create_async_engine(
             url,
             echo=settings.DB_ECHO,
+            hide_parameters=True,
             pool_size=settings.DB_POOL_SIZE,
             max_overflow=settings.DB_MAX_OVERFLOW,
             pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
@@ -96,8 +240,14 @@ def _make_sqlite_transactional(engine: AsyncEngine, *, busy_timeout_ms: int) -> 
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
-        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        read_only = bool(options.get(READ_ONLY_OPTION, False))
+        # query_only is the connection's, and pooled connections serve both kinds.
+        if connection.info.get("query_only") is not read_only:
+            connection.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+            connection.info["query_only"] = read_only
+        mode = "DEFERRED" if read_only else options.get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def get_database(request: Request) -> Database:
@@ -106,30 +256,10 @@ def get_database(request: Request) -> Database:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the route succeeds, rolled back otherwise.
-
-    An AppError that says `keeps_changes` (such as refresh-token theft, which revokes a login
-    and still answers 401) has its changes committed before it propagates.
-    """
+    """The request's unit of work; read-only for GET and HEAD."""
     database = get_database(request)
-    if request.method in SAFE_METHODS:
-        factory = database.read_only_session_factory
-    else:
-        factory = database.session_factory
-    async with factory() as session:
-        try:
-            yield session
-        except AppError as exc:
-            if exc.keeps_changes:
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    async with database.transaction(read_only=request.method in SAFE_METHODS) as session:
+        yield session
 
 
 # scope="function": the session commits before the response is sent, so a failed commit
@@ -142,3 +272,55 @@ def ensure_sqlite_directory(url: str) -> None:
     sa_url = make_url(url)
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception: asyncpg's sits behind SQLAlchemy's adapter."""
+    original = getattr(error, "orig", None) or error
+    return original.__cause__ or original
+
+
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
+
+
+def violated_constraint(error: sa_exc.IntegrityError, metadata: MetaData) -> str | None:
+    """The name of the constraint an integrity error broke, on PostgreSQL and SQLite alike."""
+    name = getattr(_driver_error(error), "constraint_name", None)
+    if isinstance(name, str):
+        return name
+    # SQLite names the columns of a unique constraint, not the constraint.
+    match = _SQLITE_UNIQUE.match(str(getattr(error, "orig", "")))
+    if match is None:
+        return None
+    qualified = [column.strip().split(".") for column in match.group(1).split(",")]
+    table = metadata.tables.get(qualified[0][0])
+    columns = {column for _table, column in qualified}
+    for constraint in table.constraints if table is not None else ():
+        if isinstance(constraint, UniqueConstraint) and set(constraint.columns.keys()) == columns:
+            return str(constraint.name)
+    return None
+
+
+def is_unavailable(error: Exception) -> bool:
+    """Whether an error of DATABASE_UNAVAILABLE_ERRORS means "try again", not a bug.
+
+    A write to a SQLite read-only transaction is an OperationalError too, but it is a bug.
+    """
+    driver = _driver_error(error)
+    return getattr(driver, "sqlite_errorname", None) != "SQLITE_READONLY"
+
+
+def describe_database_error(error: Exception) -> dict[str, Any]:
+    """What may be logged of a database error: its kind and constraint, never its values.
+
+    PostgreSQL's messages quote rows and values ("Failing row contains ..."); SQLite's name only
+    tables, columns and conditions.
+    """
+    driver = _driver_error(error)
+    description: dict[str, Any] = {"error_type": type(driver).__name__}
+    for attribute in ("sqlstate", "constraint_name", "table_name", "column_name"):
+        if value := getattr(driver, attribute, None):
+            description[attribute] = value
+    if isinstance(driver, sqlite3.Error) or not isinstance(error, sa_exc.DBAPIError):
+        description["error"] = str(driver).splitlines()[0] if str(driver) else ""
+    return description

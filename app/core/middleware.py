@@ -1,6 +1,5 @@
 """Pure ASGI middleware: request id, timing, one access-log line, and the last-resort 500."""
 
-import json
 import re
 import time
 import uuid
@@ -9,7 +8,9 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_MEDIA_TYPE, problem_body
+from app.core.error_handlers import error_response
+from app.core.errors import InternalError
+from app.core.surfaces import Surfaces
 
 log = structlog.get_logger("quill.access")
 
@@ -32,8 +33,9 @@ class RequestContextMiddleware:
     own catch-all handler runs outside every user middleware and would lose it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, surfaces: Surfaces) -> None:
         self.app = app
+        self.surfaces = surfaces
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,7 +65,8 @@ class RequestContextMiddleware:
                 log.exception("request.failed", method=scope["method"], path=scope["path"])
                 if response_started:
                     raise
-                await self._send_internal_error(send_with_context, request_id)
+                response = error_response(self.surfaces, scope["path"], InternalError(), request_id)
+                await response(scope, receive, send_with_context)
             finally:
                 log.info(
                     "request",
@@ -72,22 +75,3 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 )
-
-    @staticmethod
-    async def _send_internal_error(send: Send, request_id: str) -> None:
-        body = problem_body(
-            500, "An unexpected error occurred.", code="internal_error", request_id=request_id
-        )
-
-        payload = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})

@@ -68,6 +68,7 @@ class TokenClaims:
     session_id: str
     token_id: str
     type: TokenType
+    issued_at: datetime
     expires_at: datetime
 
 
@@ -96,6 +97,7 @@ class TokenCodec:
             session_id=session_id,
             token_id=uuid.uuid4().hex,
             type=token_type,
+            issued_at=now,
             expires_at=now + self._ttl[token_type],
         )
         payload = {
@@ -125,6 +127,7 @@ class TokenCodec:
                 session_id=str(payload["sid"]),
                 token_id=str(payload["jti"]),
                 type=expected_type,
+                issued_at=datetime.fromtimestamp(payload["iat"], UTC),
                 expires_at=datetime.fromtimestamp(payload["exp"], UTC),
             )
         except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:

@@ -3,6 +3,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.core.input import EMAIL_MAX_LENGTH
 from app.models.base import Base, Timestamped
 
 if TYPE_CHECKING:
@@ -10,7 +11,11 @@ if TYPE_CHECKING:
     from app.models.post import Post
 
 USERNAME_MAX_LENGTH = 32
-EMAIL_MAX_LENGTH = 320
+
+
+def username_key(username: str) -> str:
+    """What makes two usernames the same one: `Ann` and `ann` are."""
+    return username.lower()
 
 
 class User(Timestamped, Base):

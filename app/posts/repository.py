@@ -1,34 +1,43 @@
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
+from app.core.pagination import Page, PageRequest, paginate
 from app.models import Post, User
 
 
-def _with_author() -> Select[Post]:
-    # The author's id and name come with the post in one query.
-    return (
+def _with_author(*, include_hidden: bool) -> Select[Post]:
+    """Posts with their author's id and name, in one query; a deactivated author's are hidden
+    unless `include_hidden`."""
+    statement = (
         select(Post)
         .join(Post.author)
         .options(contains_eager(Post.author).load_only(User.id, User.username))
     )
+    return statement if include_hidden else statement.where(User.is_active.is_(True))
 
 
-async def get_with_author(session: AsyncSession, post_id: int) -> Post | None:
-    return await session.scalar(_with_author().where(Post.id == post_id))
+async def get_with_author(
+    session: AsyncSession, post_id: int, *, include_hidden: bool
+) -> Post | None:
+    statement = _with_author(include_hidden=include_hidden).where(Post.id == post_id)
+    return await session.scalar(statement)
 
 
 async def list_newest_first(
-    session: AsyncSession, *, limit: int, offset: int, author_id: int | None = None
-) -> list[Post]:
-    statement = _with_author().order_by(Post.created_at.desc(), Post.id.desc())
+    session: AsyncSession,
+    page: PageRequest,
+    *,
+    author_id: int | None = None,
+    include_hidden: bool,
+) -> Page[Post]:
+    statement = _with_author(include_hidden=include_hidden).order_by(
+        Post.created_at.desc(), Post.id.desc()
+    )
     if author_id is not None:
         statement = statement.where(Post.author_id == author_id)
-    return list(await session.scalars(statement.limit(limit).offset(offset)))
+    return await paginate(session, statement, page)
 
 
-async def count(session: AsyncSession, *, author_id: int | None = None) -> int:
-    statement = select(func.count()).select_from(Post)
-    if author_id is not None:
-        statement = statement.where(Post.author_id == author_id)
-    return await session.scalar(statement) or 0
+async def ids_by_author(session: AsyncSession, author_id: int) -> list[int]:
+    return list(await session.scalars(select(Post.id).where(Post.author_id == author_id)))

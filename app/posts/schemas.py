@@ -1,8 +1,9 @@
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+from app.core.input import InputModel, Omittable
 from app.core.text import NoNul
 from app.models.post import CONTENT_MAX_LENGTH, TITLE_MAX_LENGTH
 
@@ -26,27 +27,16 @@ Content = Annotated[
 ]
 
 
-class PostCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PostCreate(InputModel):
     title: Title
     content: Content
 
 
-class PostUpdate(BaseModel):
+class PostUpdate(InputModel):
     """Fields left out stay as they are; neither may be set to null."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    title: Title | None = None
-    content: Content | None = None
-
-    @field_validator("title", "content", mode="before")
-    @classmethod
-    def _reject_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be left out, but not set to null")
-        return value
+    title: Omittable[Title] = MISSING
+    content: Omittable[Content] = MISSING
 
 
 class AuthorSummary(BaseModel):

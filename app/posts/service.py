@@ -1,27 +1,37 @@
-"""Posts: anyone reads, signed-in users write, authors and administrators edit."""
+"""Posts: anyone reads, signed-in users write, authors and administrators edit.
+
+A deactivated author's posts are hidden from everyone but administrators.
+"""
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.events import publish
 from app.core.pagination import Page, PageRequest
 from app.models import Post, User
 from app.posts import repository
 from app.posts.errors import NotPostAuthor, PostNotFound
-from app.posts.schemas import PostCreate, PostRead, PostUpdate
+from app.posts.events import PostChanged
+from app.posts.schemas import PostCreate, PostUpdate
 
 log = structlog.get_logger(__name__)
+
+
+def _sees_hidden(viewer: User | None) -> bool:
+    return viewer is not None and viewer.is_superuser
 
 
 async def create(session: AsyncSession, author: User, data: PostCreate) -> Post:
     post = Post(title=data.title, content=data.content, author_id=author.id, author=author)
     session.add(post)
     await session.flush()
+    publish(session, PostChanged(post_id=post.id))
     log.info("post.created", post_id=post.id, author_id=author.id)
     return post
 
 
-async def get(session: AsyncSession, post_id: int) -> Post:
-    post = await repository.get_with_author(session, post_id)
+async def get(session: AsyncSession, post_id: int, *, viewer: User | None) -> Post:
+    post = await repository.get_with_author(session, post_id, include_hidden=_sees_hidden(viewer))
     if post is None:
         raise PostNotFound
     return post
@@ -33,23 +43,26 @@ def ensure_can_edit(user: User, post: Post) -> None:
 
 
 async def list_newest_first(
-    session: AsyncSession, page: PageRequest, *, author_id: int | None = None
-) -> Page[PostRead]:
-    posts = await repository.list_newest_first(
-        session, limit=page.limit, offset=page.offset, author_id=author_id
+    session: AsyncSession,
+    page: PageRequest,
+    *,
+    viewer: User | None,
+    author_id: int | None = None,
+) -> Page[Post]:
+    return await repository.list_newest_first(
+        session, page, author_id=author_id, include_hidden=_sees_hidden(viewer)
     )
-    return Page[PostRead](
-        items=[PostRead.model_validate(post) for post in posts],
-        total=await repository.count(session, author_id=author_id),
-        limit=page.limit,
-        offset=page.offset,
-    )
+
+
+async def ids_by_author(session: AsyncSession, author_id: int) -> list[int]:
+    return await repository.ids_by_author(session, author_id)
 
 
 async def update(session: AsyncSession, post: Post, changes: PostUpdate) -> Post:
     for field, value in changes.model_dump(exclude_unset=True).items():
         setattr(post, field, value)
     await session.flush()  # updated_at is set in Python, so nothing is expired and re-read here
+    publish(session, PostChanged(post_id=post.id))
     log.info("post.updated", post_id=post.id)
     return post
 
@@ -57,4 +70,5 @@ async def update(session: AsyncSession, post: Post, changes: PostUpdate) -> Post
 async def delete(session: AsyncSession, post: Post) -> None:
     await session.delete(post)
     await session.flush()
+    publish(session, PostChanged(post_id=post.id))
     log.info("post.deleted", post_id=post.id)

@@ -1,6 +1,7 @@
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.pagination import Page, PageRequest, paginate
 from app.models import User
 
 
@@ -25,13 +26,19 @@ async def find_taken(
     return list(await session.scalars(statement))
 
 
-async def list_users(session: AsyncSession, *, limit: int, offset: int) -> list[User]:
-    statement = select(User).order_by(User.id).limit(limit).offset(offset)
+async def list_oldest_first(session: AsyncSession, page: PageRequest) -> Page[User]:
+    return await paginate(session, select(User).order_by(User.id), page)
+
+
+async def lock_active_superuser_ids(session: AsyncSession) -> list[int]:
+    """The active administrators, locked until the transaction ends (SQLite locks the whole
+    database for a writer anyway), so two of them cannot each demote the other."""
+    statement = (
+        select(User.id)
+        .where(User.is_superuser.is_(True), User.is_active.is_(True))
+        .with_for_update()
+    )
     return list(await session.scalars(statement))
-
-
-async def count_users(session: AsyncSession) -> int:
-    return await session.scalar(select(func.count()).select_from(User)) or 0
 
 
 async def delete_by_id(session: AsyncSession, user_id: int) -> None:

@@ -1,15 +1,19 @@
 from fastapi import APIRouter, Request, Response, status
 
-from app.auth.dependencies import CurrentAuthentication, CurrentUser, PasswordHasherDep, SuperUser
+from app.auth.dependencies import (
+    OPTIONAL_AUTHENTICATION,
+    CurrentAuthentication,
+    CurrentUser,
+    PasswordHasherDep,
+    SuperUser,
+)
 from app.core.db import SessionDep
-from app.core.errors import problem_responses
-from app.core.ids import UserIdPath
-from app.core.pagination import Page, PageDep
+from app.core.pagination import Page, PageDep, PageRead
+from app.core.problem_details import problem_responses
 from app.models import User
-from app.posts import service as posts_service
-from app.posts.schemas import PostRead
+from app.paths import USERS_PREFIX
 from app.users import service as users_service
-from app.users.dependencies import ExistingUser
+from app.users.dependencies import ExistingUser, VisibleUser
 from app.users.schemas import (
     AdminUserRead,
     AdminUserUpdate,
@@ -19,14 +23,20 @@ from app.users.schemas import (
     UserUpdate,
 )
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix=USERS_PREFIX, tags=["users"])
+
+# The stateful fuzzer, and any client, can follow a new account to its public pages.
+_USER_LINKS = {
+    name: {"operationId": name, "parameters": {"user_id": "$response.body#/id"}}
+    for name in ("get_user", "list_user_posts")
+}
 
 
 @router.post(
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=problem_responses(409),
+    responses={**problem_responses(409), 201: {"links": _USER_LINKS}},
 )
 async def register(
     data: UserCreate,
@@ -40,8 +50,8 @@ async def register(
     return user
 
 
-@router.get("/", responses=problem_responses(401, 403))
-async def list_users(_admin: SuperUser, page: PageDep, session: SessionDep) -> Page[AdminUserRead]:
+@router.get("/", response_model=PageRead[AdminUserRead], responses=problem_responses(401, 403))
+async def list_users(_admin: SuperUser, page: PageDep, session: SessionDep) -> Page[User]:
     """Administrators only: every account, oldest first."""
     return await users_service.list_users(session, page)
 
@@ -65,38 +75,40 @@ async def update_me(
     return await users_service.update_own_account(session, hasher, caller, changes)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401))
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 409))
 async def delete_me(user: CurrentUser, session: SessionDep) -> None:
-    """Delete the account and everything it wrote."""
+    """Delete the account and everything it wrote (not the last administrator's: 409)."""
     await users_service.delete(session, user)
 
 
-@router.get("/{user_id}", response_model=PublicProfile, responses=problem_responses(404))
-async def get_user(user: ExistingUser) -> User:
+@router.get(
+    "/{user_id}",
+    response_model=PublicProfile,
+    responses=problem_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+)
+async def get_user(user: VisibleUser) -> User:
     return user
 
 
-@router.get("/{user_id}/posts", responses=problem_responses(404))
-async def list_user_posts(user: ExistingUser, page: PageDep, session: SessionDep) -> Page[PostRead]:
-    """The user's posts, newest first."""
-    return await posts_service.list_newest_first(session, page, author_id=user.id)
-
-
 @router.patch(
-    "/{user_id}", response_model=AdminUserRead, responses=problem_responses(401, 403, 404)
+    "/{user_id}", response_model=AdminUserRead, responses=problem_responses(401, 403, 404, 409)
 )
 async def administer_user(
-    user_id: UserIdPath, changes: AdminUserUpdate, _admin: SuperUser, session: SessionDep
+    changes: AdminUserUpdate, _admin: SuperUser, user: ExistingUser, session: SessionDep
 ) -> User:
-    """Administrators only: activate or deactivate (which signs the user out), promote, demote."""
-    return await users_service.administer(session, user_id, changes)
+    """Administrators only: activate or deactivate (which signs the user out), promote, demote.
+
+    The last active administrator can be neither deactivated nor demoted (409).
+    """
+    return await users_service.administer(session, user, changes)
 
 
 @router.delete(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 409),
 )
-async def delete_user(user_id: UserIdPath, _admin: SuperUser, session: SessionDep) -> None:
+async def delete_user(_admin: SuperUser, user: ExistingUser, session: SessionDep) -> None:
     """Administrators only: delete the account and everything it wrote."""
-    await users_service.delete_by_id(session, user_id)
+    await users_service.delete(session, user)

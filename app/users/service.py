@@ -1,33 +1,47 @@
-"""Accounts: sign-up, profile changes, and what administrators may do."""
+"""Accounts: sign-up, profile changes, and what administrators may do.
+
+A deactivated account is hidden from everyone but administrators, its posts too. Quill always
+keeps one active administrator: the last one can be neither demoted, deactivated nor deleted.
+"""
 
 import structlog
+from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth_service
 from app.auth.service import Authentication, LoginEndReason
+from app.core.db import outside_transaction
+from app.core.events import publish
 from app.core.pagination import Page, PageRequest
 from app.core.security import PasswordHasher
 from app.models import User
+from app.models.user import username_key
+from app.posts import service as posts_service
 from app.users import repository
-from app.users.errors import EmailTaken, UsernameTaken, UserNotFound, WrongCurrentPassword
-from app.users.schemas import AdminUserRead, AdminUserUpdate, UserCreate, UserUpdate
+from app.users.errors import (
+    EmailTaken,
+    LastAdministrator,
+    UsernameTaken,
+    UserNotFound,
+    WrongCurrentPassword,
+)
+from app.users.events import UserChanged, UserDeleted
+from app.users.schemas import AdminUserUpdate, UserCreate, UserUpdate
 
 log = structlog.get_logger(__name__)
-
-
-def username_key(username: str) -> str:
-    return username.lower()
 
 
 async def register(
     session: AsyncSession, hasher: PasswordHasher, data: UserCreate, *, is_superuser: bool = False
 ) -> User:
+    async with outside_transaction(session):
+        hashed_password = await hasher.hash(data.password)
     await _ensure_available(session, username=data.username, email=data.email)
     user = User(
         username=data.username,
         username_key=username_key(data.username),
         email=data.email,
-        hashed_password=await hasher.hash(data.password),
+        hashed_password=hashed_password,
         is_superuser=is_superuser,
     )
     session.add(user)
@@ -43,6 +57,13 @@ async def get(session: AsyncSession, user_id: int) -> User:
     return user
 
 
+async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | None) -> User:
+    user = await get(session, user_id)
+    if not user.is_active and not (viewer is not None and viewer.is_superuser):
+        raise UserNotFound
+    return user
+
+
 async def update_own_account(
     session: AsyncSession,
     hasher: PasswordHasher,
@@ -51,11 +72,15 @@ async def update_own_account(
 ) -> User:
     """Change the caller's account. A new password ends every login but this one."""
     user = caller.user
-    if changes.password is not None or changes.email is not None:
-        # The schema has made sure current_password comes with either.
-        valid, _ = await hasher.verify(changes.current_password or "", user.hashed_password)
-        if not valid:
-            raise WrongCurrentPassword
+    new_hash = None
+    if changes.password is not MISSING or changes.email is not MISSING:
+        async with outside_transaction(session):
+            # The schema has made sure current_password comes with either.
+            valid, _ = await hasher.verify(str(changes.current_password), user.hashed_password)
+            if not valid:
+                raise WrongCurrentPassword
+            if changes.password is not MISSING:
+                new_hash = await hasher.hash(changes.password)
     fields = changes.model_dump(exclude_unset=True, exclude={"password", "current_password"})
     await _ensure_available(
         session, username=fields.get("username"), email=fields.get("email"), exclude_id=user.id
@@ -66,45 +91,52 @@ async def update_own_account(
         user.email_verified = False
     for field, value in fields.items():
         setattr(user, field, value)
-    if changes.password is not None:
-        user.hashed_password = await hasher.hash(changes.password)
+    if new_hash is not None:
+        user.hashed_password = new_hash
         await auth_service.end_logins(
             session, user, LoginEndReason.PASSWORD_CHANGED, except_login_id=caller.login_id
         )
     await session.flush()
+    publish(session, UserChanged(user_id=user.id))
     log.info("user.updated", user_id=user.id, fields=sorted(changes.model_fields_set))
     return user
 
 
 async def delete(session: AsyncSession, user: User) -> None:
+    """Delete the account; the database deletes its posts, which the event names."""
+    await _ensure_not_last_administrator(session, user)
+    post_ids = await posts_service.ids_by_author(session, user.id)
     await repository.delete_by_id(session, user.id)
-    log.info("user.deleted", user_id=user.id)
+    publish(session, UserDeleted(user_id=user.id, post_ids=tuple(post_ids)))
+    log.info("user.deleted", user_id=user.id, posts_deleted=len(post_ids))
 
 
-async def list_users(session: AsyncSession, page: PageRequest) -> Page[AdminUserRead]:
-    users = await repository.list_users(session, limit=page.limit, offset=page.offset)
-    return Page[AdminUserRead](
-        items=[AdminUserRead.model_validate(user) for user in users],
-        total=await repository.count_users(session),
-        limit=page.limit,
-        offset=page.offset,
-    )
+async def list_users(session: AsyncSession, page: PageRequest) -> Page[User]:
+    return await repository.list_oldest_first(session, page)
 
 
-async def administer(session: AsyncSession, user_id: int, changes: AdminUserUpdate) -> User:
+async def administer(session: AsyncSession, user: User, changes: AdminUserUpdate) -> User:
     """Activate, deactivate, promote or demote. Deactivation ends every login at once."""
-    user = await get(session, user_id)
-    for field, value in changes.model_dump(exclude_unset=True).items():
+    if changes.is_active is False or changes.is_superuser is False:
+        await _ensure_not_last_administrator(session, user)
+    fields = changes.model_dump(exclude_unset=True)
+    for field, value in fields.items():
         setattr(user, field, value)
     if changes.is_active is False:
         await auth_service.end_logins(session, user, LoginEndReason.DEACTIVATED)
     await session.flush()
-    log.info("user.administered", user_id=user.id, changes=changes.model_dump(exclude_unset=True))
+    publish(session, UserChanged(user_id=user.id))
+    log.info("user.administered", user_id=user.id, changes=fields)
     return user
 
 
-async def delete_by_id(session: AsyncSession, user_id: int) -> None:
-    await delete(session, await get(session, user_id))
+async def _ensure_not_last_administrator(session: AsyncSession, user: User) -> None:
+    """409 if `user` is the only active administrator (their demotion, deactivation or
+    deletion would leave nobody able to administer)."""
+    if not (user.is_superuser and user.is_active):
+        return
+    if await repository.lock_active_superuser_ids(session) == [user.id]:
+        raise LastAdministrator
 
 
 async def _ensure_available(
@@ -114,15 +146,12 @@ async def _ensure_available(
     email: str | None,
     exclude_id: int | None = None,
 ) -> None:
-    """409 for a taken username or email. The unique constraints still decide races (409 too)."""
+    """409 for a taken username or email; in a race, the unique constraints answer the same."""
+    key = username_key(username) if username else None
     taken = await repository.find_taken(
-        session,
-        username_key=username_key(username) if username else None,
-        email=email,
-        exclude_id=exclude_id,
+        session, username_key=key, email=email, exclude_id=exclude_id
     )
-    for other in taken:
-        if username and other.username_key == username_key(username):
-            raise UsernameTaken
+    if any(other.username_key == key for other in taken):
+        raise UsernameTaken
     if taken:
         raise EmailTaken

@@ -13,13 +13,14 @@ import pytest
 from fastapi import FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.security import PasswordHasher
 from app.models import Login, RefreshToken, User
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_user
+from tests.helpers import connections_during_hashing, count_rows
 
 TOKEN_URL = "/api/v1/auth/token"
 REFRESH_URL = "/api/v1/auth/refresh"
@@ -74,13 +75,6 @@ async def refresh_token_spent_at(session: AsyncSession, refresh_token: str) -> d
     ).scalar_one()
     await session.commit()
     return spent_at
-
-
-async def count_rows(session: AsyncSession, statement: Select[int]) -> int:
-    count = await session.scalar(statement)
-    await session.commit()
-    assert count is not None
-    return int(count)
 
 
 # --- POST /auth/token ------------------------------------------------------------------------
@@ -166,6 +160,35 @@ async def test_wrong_password_unknown_user_and_inactive_user_get_the_same_401(
         == problem_without_request_id(inactive_user)
     )
     assert await count_rows(session, select(func.count()).select_from(Login)) == 0
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "status"),
+    [
+        ("ann", DEFAULT_PASSWORD, 200),
+        ("ann", "wrong password", 401),
+        ("nobody", DEFAULT_PASSWORD, 401),
+    ],
+    ids=["success", "wrong-password", "unknown-user"],
+)
+async def test_login_verifies_the_password_with_no_transaction_open(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    username: str,
+    password: str,
+    status: int,
+) -> None:
+    # A transaction held across argon2 would hold a pooled connection, and on SQLite the write
+    # lock: a few clients guessing passwords would stall every write.
+    await make_user(session, username="ann")
+    connections = connections_during_hashing(app, monkeypatch)
+
+    response = await client.post(TOKEN_URL, data={"username": username, "password": password})
+
+    assert response.status_code == status, response.text
+    assert connections == [0]
 
 
 @pytest.mark.parametrize(
@@ -531,7 +554,7 @@ async def test_refresh_token_reused_ends_the_login(
     assert other_ended_at is None
 
 
-async def test_concurrent_refreshes_with_one_token_let_exactly_one_win(
+async def test_concurrent_refreshes_with_one_token_let_one_win_and_then_end_the_login(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     await make_user(session, username="ann")
@@ -543,6 +566,7 @@ async def test_concurrent_refreshes_with_one_token_let_exactly_one_win(
     )
 
     assert sorted(response.status_code for response in responses) == [200, 401]
+    winner = next(response for response in responses if response.status_code == 200).json()
     loser = next(response for response in responses if response.status_code == 401)
     assert_unauthorized(loser)
     # One new refresh token was issued, not two.
@@ -553,6 +577,13 @@ async def test_concurrent_refreshes_with_one_token_let_exactly_one_win(
         )
         == 2
     )
+    # The loser presented a token already spent, which is what theft looks like: the login
+    # ends, and the winner's new pair with it (the README tells clients to refresh one at a time).
+    ended_at, end_reason = await login_state(session, login_id)
+    assert ended_at is not None
+    assert end_reason == "refresh_token_reused"
+    assert_unauthorized(await me(client, winner["access_token"]))
+    assert_unauthorized(await refresh(client, winner["refresh_token"]))
 
 
 async def test_access_token_used_as_refresh_token_is_401(

@@ -12,6 +12,7 @@ from app.core.db import Database
 from app.main import create_app
 from tests.core.conftest import Serve
 from tests.factories import auth_headers, make_user
+from tests.helpers import open_session
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +112,7 @@ async def test_app_instances_sharing_a_data_dir_accept_each_others_tokens(
 
     async with serve(first) as first_client:
         database: Database = first.state.database
-        async with database.session_factory() as session:
+        async with open_session(database) as session:
             user = await make_user(session, username="ann")
         headers = await auth_headers(first_client, user)
     async with serve(second) as second_client:

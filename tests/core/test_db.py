@@ -8,12 +8,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.db import Database, SessionDep
+from app.core.db import SessionDep
 from app.core.errors import AppError, Conflict
 from app.main import create_app
 from app.models import Post, User
 from tests.core.conftest import Serve
 from tests.factories import make_user
+from tests.helpers import assert_problem, new_user, usernames
 
 
 class RevokedAndRefused(AppError):
@@ -22,15 +23,6 @@ class RevokedAndRefused(AppError):
     status_code = 401
     code = "revoked_and_refused"
     keeps_changes = True
-
-
-def new_user(username: str) -> User:
-    return User(
-        username=username,
-        username_key=username.lower(),
-        email=f"{username.lower()}@example.com",
-        hashed_password="not-a-real-hash",
-    )
 
 
 def make_boundary_app(settings: Settings) -> FastAPI:
@@ -58,18 +50,12 @@ def boundary_app(settings: Settings) -> FastAPI:
     return make_boundary_app(settings)
 
 
-async def usernames(app: FastAPI) -> list[str]:
-    database: Database = app.state.database
-    async with database.session_factory() as session:
-        return list(await session.scalars(select(User.username).order_by(User.id)))
-
-
 async def test_route_that_succeeds_commits_its_changes(boundary_app: FastAPI, serve: Serve) -> None:
     async with serve(boundary_app) as client:
         response = await client.post("/test/users/ann")
         assert response.status_code == 200, response.text
         assert response.json() == "ann"
-        assert await usernames(boundary_app) == ["ann"]
+        assert await usernames(boundary_app.state.database) == ["ann"]
 
 
 async def test_route_that_raises_an_app_error_rolls_back_its_changes(
@@ -79,7 +65,7 @@ async def test_route_that_raises_an_app_error_rolls_back_its_changes(
         response = await client.post("/test/users/ann", params={"outcome": "app_error"})
         assert response.status_code == 409, response.text
         assert response.json()["code"] == "conflict"
-        assert await usernames(boundary_app) == []
+        assert await usernames(boundary_app.state.database) == []
 
 
 async def test_app_error_that_keeps_changes_commits_them_and_still_fails(
@@ -89,7 +75,7 @@ async def test_app_error_that_keeps_changes_commits_them_and_still_fails(
         response = await client.post("/test/users/ann", params={"outcome": "keeps_changes"})
         assert response.status_code == 401, response.text
         assert response.json()["code"] == "revoked_and_refused"
-        assert await usernames(boundary_app) == ["ann"]
+        assert await usernames(boundary_app.state.database) == ["ann"]
 
 
 async def test_route_that_crashes_rolls_back_its_changes(
@@ -99,7 +85,7 @@ async def test_route_that_crashes_rolls_back_its_changes(
         response = await client.post("/test/users/ann", params={"outcome": "crash"})
         assert response.status_code == 500, response.text
         assert response.json()["code"] == "internal_error"
-        assert await usernames(boundary_app) == []
+        assert await usernames(boundary_app.state.database) == []
 
 
 async def test_failing_commit_is_a_5xx_never_a_success_and_keeps_nothing(
@@ -115,10 +101,10 @@ async def test_failing_commit_is_a_5xx_never_a_success_and_keeps_nothing(
 
         assert response.status_code == 500, response.text
         assert response.json()["code"] == "internal_error"
-        assert await usernames(boundary_app) == []
+        assert await usernames(boundary_app.state.database) == []
 
 
-async def test_commit_that_breaks_a_unique_constraint_is_a_409_and_keeps_nothing(
+async def test_commit_that_breaks_a_unique_constraint_is_its_domain_error_and_keeps_nothing(
     boundary_app: FastAPI, serve: Serve
 ) -> None:
     async with serve(boundary_app) as client:
@@ -127,8 +113,8 @@ async def test_commit_that_breaks_a_unique_constraint_is_a_409_and_keeps_nothing
         second = await client.post("/test/users/ANN", params={"outcome": "unflushed"})
         assert first.status_code == 200, first.text
         assert second.status_code == 409, second.text
-        assert second.json()["code"] == "conflict"
-        assert await usernames(boundary_app) == ["ann"]
+        assert second.json()["code"] == "username_taken"
+        assert await usernames(boundary_app.state.database) == ["ann"]
 
 
 async def test_sqlite_readers_are_not_blocked_by_a_writer_but_writers_wait(
@@ -149,7 +135,7 @@ async def test_sqlite_readers_are_not_blocked_by_a_writer_but_writers_wait(
             write = await client.post("/test/users/ann")
         finally:
             writer.close()
-        remaining = await usernames(app)
+        remaining = await usernames(app.state.database)
 
     assert read.status_code == 200, read.text
     assert read.json()["items"] == []
@@ -186,3 +172,19 @@ async def test_savepoint_rolls_back_only_its_own_changes(session: AsyncSession) 
     await session.commit()
 
     assert list(await session.scalars(select(User.username))) == ["outer"]
+
+
+async def test_a_get_that_writes_fails_and_writes_nothing(settings: Settings, serve: Serve) -> None:
+    app = create_app(settings)
+
+    @app.get("/test/write-on-read")
+    async def write_on_read(session: SessionDep) -> None:
+        session.add(new_user("ann"))
+        await session.flush()
+
+    async with serve(app) as client:
+        response = await client.get("/test/write-on-read")
+        stored = await usernames(app.state.database)
+
+    assert_problem(response, 500, "internal_error")
+    assert stored == []

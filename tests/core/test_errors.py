@@ -5,34 +5,28 @@ from typing import ClassVar
 
 import httpx
 import pytest
-import structlog
 from fastapi import FastAPI
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.db import Database
+from app.core.db import Database, SessionDep
 from app.core.errors import AppError
 from app.main import create_app
 from app.models import User
 from app.users import repository as users_repository
 from tests.conftest import PostgresDatabases
 from tests.core.conftest import Serve
-from tests.problems import assert_problem
+from tests.helpers import assert_problem, capture_logs, count_users
 
 NEW_USER = {"username": "ann", "email": "ann@example.com", "password": "correct horse battery"}
-
-
-async def count_users(session: AsyncSession) -> int:
-    return await session.scalar(select(func.count()).select_from(User)) or 0
 
 
 class SlowDown(AppError):
     status_code = 429
     code = "slow_down"
-    detail = "Too many requests."
-    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "7"}
+    default_detail = "Too many requests."
+    default_headers: ClassVar[Mapping[str, str]] = {"Retry-After": "7"}
 
 
 @pytest.fixture
@@ -96,26 +90,54 @@ async def test_app_error_is_a_problem_with_its_status_code_detail_and_headers(
     assert response.headers["Retry-After"] == "7"
 
 
-async def test_malformed_json_body_is_a_4xx_problem_never_a_500(
-    client: httpx.AsyncClient,
+async def test_an_error_instance_carries_its_own_detail_headers_and_extra_members(
+    settings: Settings, serve: Serve
 ) -> None:
-    for content in [
-        b'{"username": "ann", ',
-        b"username=ann&password=secret",
-        b"\xff\xfe\x00garbage",
-        b"",
-        b"[1, 2, 3]",
-        b"null",
-    ]:
-        response = await client.post(
-            "/api/v1/users/", content=content, headers={"Content-Type": "application/json"}
+    app = create_app(settings)
+
+    @app.get("/test/quota")
+    async def quota() -> None:
+        raise SlowDown(
+            "Quota spent.", headers={"Retry-After": "42"}, extra={"limit": 100, "status": 1}
         )
 
-        assert 400 <= response.status_code < 500, (content, response.text)
-        assert_problem(response, response.status_code, response.json()["code"])
+    async with serve(app) as client:
+        response = await client.get("/test/quota")
+
+    body = assert_problem(response, 429, "slow_down")
+    assert body["detail"] == "Quota spent."
+    assert body["limit"] == 100
+    # Extra members never override the standard ones.
+    assert body["status"] == 429
+    assert response.headers["Retry-After"] == "42"
 
 
-async def test_malformed_form_body_is_a_4xx_problem_never_a_500(
+@pytest.mark.parametrize(
+    ("content", "problem_type"),
+    [
+        (b'{"username": "ann", ', "json_invalid"),
+        (b"username=ann&password=secret", "json_invalid"),
+        (b"\xff\xfe\x00garbage", "json_invalid"),
+        (b'{"username": "\x80"}', "body_unparseable"),
+        (b"", "missing"),
+        (b"[1, 2, 3]", "model_attributes_type"),
+        (b"null", "model_attributes_type"),
+    ],
+)
+async def test_a_json_body_that_does_not_parse_is_a_422_like_one_that_does_not_validate(
+    client: httpx.AsyncClient, session: AsyncSession, content: bytes, problem_type: str
+) -> None:
+    response = await client.post(
+        "/api/v1/users/", content=content, headers={"Content-Type": "application/json"}
+    )
+
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"][0]["type"] == problem_type
+    assert body["errors"][0]["loc"][0] == "body"
+    assert await count_users(session) == 0
+
+
+async def test_a_form_body_that_does_not_parse_is_a_422_problem(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.post(
@@ -124,8 +146,25 @@ async def test_malformed_form_body_is_a_4xx_problem_never_a_500(
         headers={"Content-Type": "multipart/form-data; boundary=x"},
     )
 
-    assert 400 <= response.status_code < 500, response.text
-    assert_problem(response, response.status_code, response.json()["code"])
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"] == [
+        {"loc": ["body"], "msg": "The body could not be parsed.", "type": "body_unparseable"}
+    ]
+
+
+async def test_a_body_with_very_many_problems_gets_a_bounded_answer_that_counts_them(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    unknown_fields = {f"field{number}": number for number in range(100_000)}
+
+    response = await client.post("/api/v1/users/", json={**NEW_USER, **unknown_fields})
+
+    body = assert_problem(response, 422, "validation_failed")
+    assert len(body["errors"]) == 20
+    assert body["error_count"] == 100_000
+    assert "100000 problems" in body["detail"]
+    assert len(response.content) < 5_000
+    assert await count_users(session) == 0
 
 
 async def test_validation_errors_list_loc_msg_and_type_and_never_echo_the_input(
@@ -186,9 +225,7 @@ async def test_unhandled_exception_is_logged_with_the_request_id_and_traceback(
     failing_app: FastAPI, serve: Serve
 ) -> None:
     async with serve(failing_app) as client:
-        with structlog.testing.capture_logs(
-            processors=[structlog.contextvars.merge_contextvars]
-        ) as logs:
+        with capture_logs() as logs:
             response = await client.get("/test/crash", headers={"X-Request-ID": "trace-log"})
 
     assert response.status_code == 500
@@ -198,22 +235,60 @@ async def test_unhandled_exception_is_logged_with_the_request_id_and_traceback(
     assert failure["log_level"] == "error"
 
 
-async def test_unique_constraint_race_is_a_409_problem(
-    client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("clash", "code"),
+    [
+        ({"username": "ANN", "email": "other@example.com"}, "username_taken"),
+        ({"username": "other", "email": "ANN@example.com"}, "email_taken"),
+    ],
+)
+async def test_unique_constraint_race_is_answered_like_the_check_it_raced_past(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    clash: dict[str, str],
+    code: str,
 ) -> None:
+    checked = await client.post("/api/v1/users/", json=NEW_USER)
+    caught_by_the_check = await client.post("/api/v1/users/", json={**NEW_USER, **clash})
+
     async def nothing_taken(*_args: object, **_kwargs: object) -> list[User]:
         return []
 
-    # Both requests pass the availability check, as two concurrent ones can: the constraint decides.
+    # The request passes the availability check, as one racing another can: the constraint decides.
     monkeypatch.setattr(users_repository, "find_taken", nothing_taken)
-    first = await client.post("/api/v1/users/", json=NEW_USER)
-    second = await client.post(
-        "/api/v1/users/", json={**NEW_USER, "username": "ANN", "email": "other@example.com"}
-    )
+    raced = await client.post("/api/v1/users/", json={**NEW_USER, **clash})
 
-    assert first.status_code == 201, first.text
-    assert_problem(second, 409, "conflict")
+    assert checked.status_code == 201, checked.text
+    assert_problem(caught_by_the_check, 409, code)
+    assert_problem(raced, 409, code)
     assert await count_users(session) == 1
+
+
+async def test_an_integrity_error_no_constraint_maps_is_a_500_logged_without_the_row(
+    settings: Settings, serve: Serve
+) -> None:
+    app = create_app(settings)
+
+    @app.post("/test/user-without-email")
+    async def user_without_email(session: SessionDep) -> None:
+        # A bug: NOT NULL is no rule a client could have broken, so it is no 409.
+        session.add(User(username="ann", username_key="ann", hashed_password="secret-hash-of-ann"))
+        await session.flush()
+
+    async with serve(app) as client:
+        with capture_logs() as logs:
+            response = await client.post(
+                "/test/user-without-email", headers={"X-Request-ID": "trace-db"}
+            )
+
+    assert_problem(response, 500, "internal_error")
+    [entry] = [entry for entry in logs if entry["event"] == "db.error"]
+    assert entry["request_id"] == "trace-db"
+    assert entry["log_level"] == "error"
+    assert entry["error_type"] in {"IntegrityError", "NotNullViolationError"}
+    assert "secret-hash-of-ann" not in repr(logs)
+    assert "secret-hash-of-ann" not in response.text
 
 
 async def test_locked_sqlite_database_is_a_503_problem_with_retry_after(

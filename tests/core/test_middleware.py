@@ -1,23 +1,17 @@
 import re
 import uuid
-from contextlib import AbstractContextManager
 
 import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
-from structlog.typing import EventDict
 
 from app.core.config import Settings
 from app.main import create_app
 from tests.core.conftest import Serve
+from tests.helpers import capture_logs
 
 GENERATED_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def capture_logs() -> AbstractContextManager[list[EventDict]]:
-    """structlog's capture, with the request context merged in as the configured logger does."""
-    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
 
 
 @pytest.fixture

@@ -4,12 +4,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Post, User
+from app.users.events import UserDeleted
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_post, make_user
-from tests.problems import assert_problem
+from tests.helpers import assert_problem, connections_during_hashing, count_users
 
 USERS = "/api/v1/users/"
 ME = "/api/v1/users/me"
@@ -43,12 +45,6 @@ async def stored_user(session: AsyncSession, user_id: int) -> User | None:
     # End the read: on SQLite an open transaction of this session would block the app's writes.
     await session.commit()
     return user
-
-
-async def count_users(session: AsyncSession) -> int:
-    count = await session.scalar(select(func.count()).select_from(User))
-    await session.commit()
-    return count or 0
 
 
 async def count_posts_by(session: AsyncSession, author_id: int) -> int:
@@ -559,6 +555,28 @@ async def test_delete_me_removes_the_account_and_its_posts_and_ends_its_tokens(
     assert_problem(await client.get(f"{USERS}{user.id}"), 404, "user_not_found")
 
 
+@pytest.mark.parametrize("by_admin", [False, True], ids=["own-account", "administrator"])
+async def test_deleting_an_account_tells_listeners_which_posts_went_with_it(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, by_admin: bool
+) -> None:
+    user = await make_user(session, username="ann")
+    admin = await make_user(session, username="root", is_superuser=True)
+    posts = [await make_post(session, user), await make_post(session, user)]
+    await make_post(session, admin)
+    heard: list[UserDeleted] = []
+    app.state.database.events.subscribe(UserDeleted, heard.append)
+
+    if by_admin:
+        response = await client.delete(
+            f"{USERS}{user.id}", headers=await auth_headers(client, admin)
+        )
+    else:
+        response = await client.delete(ME, headers=await auth_headers(client, user))
+
+    assert response.status_code == 204, response.text
+    assert heard == [UserDeleted(user_id=user.id, post_ids=tuple(post.id for post in posts))]
+
+
 # GET /users/{id} and /users/{id}/posts --------------------------------------------------------
 
 
@@ -905,3 +923,180 @@ async def test_admin_endpoints_reject_an_invalid_id(
     body = assert_problem(response, 422, "validation_failed")
     assert ["path", "user_id"] in [error["loc"] for error in body["errors"]]
     assert await count_users(session) == 1
+
+
+# Deactivated accounts ---------------------------------------------------------------------
+
+
+async def test_a_deactivated_users_profile_and_posts_are_hidden_from_everyone_but_admins(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    admin = await make_user(session, username="root", is_superuser=True)
+    reader = await make_user(session, username="bob")
+    spammer = await make_user(session, username="spam", is_active=False)
+    post = await make_post(session, spammer)
+    visible = await make_post(session, reader)
+    admin_headers = await auth_headers(client, admin)
+
+    for headers in ({}, await auth_headers(client, reader)):
+        assert_problem(
+            await client.get(f"{USERS}{spammer.id}", headers=headers), 404, "user_not_found"
+        )
+        assert_problem(
+            await client.get(f"{USERS}{spammer.id}/posts", headers=headers), 404, "user_not_found"
+        )
+        assert_problem(
+            await client.get(f"/api/v1/posts/{post.id}", headers=headers), 404, "post_not_found"
+        )
+        listed = (await client.get("/api/v1/posts/", headers=headers)).json()
+        assert [item["id"] for item in listed["items"]] == [visible.id]
+        assert listed["total"] == 1
+        by_author = await client.get(
+            "/api/v1/posts/", params={"author_id": spammer.id}, headers=headers
+        )
+        assert by_author.json()["total"] == 0
+
+    assert (await client.get(f"{USERS}{spammer.id}", headers=admin_headers)).status_code == 200
+    posts = await client.get(f"{USERS}{spammer.id}/posts", headers=admin_headers)
+    assert [item["id"] for item in posts.json()["items"]] == [post.id]
+    assert (await client.get(f"/api/v1/posts/{post.id}", headers=admin_headers)).status_code == 200
+    everything = (await client.get("/api/v1/posts/", headers=admin_headers)).json()
+    assert everything["total"] == 2
+
+
+async def test_public_reads_refuse_a_bad_token_rather_than_serve_it_as_anonymous(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await make_user(session, username="ann")
+    for path in (f"{USERS}{user.id}", f"{USERS}{user.id}/posts", "/api/v1/posts/"):
+        response = await client.get(path, headers=bearer("not-a-token"))
+
+        assert_problem(response, 401, "invalid_token")
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+# The last administrator -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "json"),
+    [
+        pytest.param("PATCH", "{id}", {"is_superuser": False}, id="demote"),
+        pytest.param("PATCH", "{id}", {"is_active": False}, id="deactivate"),
+        pytest.param("DELETE", "{id}", None, id="delete"),
+        pytest.param("DELETE", "me", None, id="delete-me"),
+    ],
+)
+async def test_the_last_administrator_cannot_remove_themselves(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    method: str,
+    path: str,
+    json: dict[str, Any] | None,
+) -> None:
+    admin = await make_user(session, username="root", is_superuser=True)
+    await make_user(session, username="ann")
+    headers = await auth_headers(client, admin)
+
+    response = await client.request(
+        method, USERS + path.format(id=admin.id), json=json, headers=headers
+    )
+
+    assert_problem(response, 409, "last_administrator")
+    stored = await stored_user(session, admin.id)
+    assert stored is not None
+    assert (stored.is_superuser, stored.is_active) == (True, True)
+    assert (await client.get(ME, headers=headers)).status_code == 200
+
+
+async def test_an_administrator_may_step_down_while_another_remains(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    root = await make_user(session, username="root", is_superuser=True)
+    other = await make_user(session, username="other", is_superuser=True, is_active=False)
+    await make_user(session, username="admin2", is_superuser=True)
+    headers = await auth_headers(client, root)
+
+    demoted = await client.patch(f"{USERS}{root.id}", json={"is_superuser": False}, headers=headers)
+
+    assert demoted.status_code == 200, demoted.text
+    assert demoted.json()["is_superuser"] is False
+    # An inactive administrator does not count: nobody could act as them.
+    stored = await stored_user(session, other.id)
+    assert stored is not None
+    assert stored.is_superuser is True
+
+
+@pytest.mark.parametrize("value", ["yes", 1, "true", 0, None])
+async def test_administer_user_accepts_only_json_booleans(
+    client: httpx.AsyncClient, session: AsyncSession, value: object
+) -> None:
+    admin = await make_user(session, username="root", is_superuser=True)
+    target = await make_user(session, username="ann")
+
+    response = await client.patch(
+        f"{USERS}{target.id}", json={"is_active": value}, headers=await auth_headers(client, admin)
+    )
+
+    body = assert_problem(response, 422, "validation_failed")
+    assert error_fields(body) == {"is_active"}
+    stored = await stored_user(session, target.id)
+    assert stored is not None
+    assert stored.is_active is True
+
+
+# Email addresses and password hashing ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "email", ["ann@host.test", "ann@example.invalid", "ann@mail.local", "o'brien+tag@example.org"]
+)
+async def test_register_accepts_any_syntactically_valid_address(
+    client: httpx.AsyncClient, email: str
+) -> None:
+    response = await client.post(
+        USERS, json={"username": "ann", "email": email, "password": DEFAULT_PASSWORD}
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["email"] == email
+
+
+async def test_register_hashes_the_password_with_no_transaction_open(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connections = connections_during_hashing(app, monkeypatch)
+
+    response = await client.post(
+        USERS, json={"username": "ann", "email": "ann@example.com", "password": DEFAULT_PASSWORD}
+    )
+
+    assert response.status_code == 201, response.text
+    assert connections == [0]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"password": NEW_PASSWORD, "current_password": DEFAULT_PASSWORD},
+        {"email": "ann.new@example.com", "current_password": DEFAULT_PASSWORD},
+        {"email": "ann.new@example.com", "current_password": "a wrong password"},
+    ],
+    ids=["password", "email", "wrong-current-password"],
+)
+async def test_update_me_verifies_and_hashes_passwords_with_no_transaction_open(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    changes: dict[str, str],
+) -> None:
+    user = await make_user(session, username="ann")
+    headers = await auth_headers(client, user)
+    connections = connections_during_hashing(app, monkeypatch)
+
+    response = await client.patch(ME, json=changes, headers=headers)
+
+    assert response.status_code in {200, 403}, response.text
+    assert connections
+    assert set(connections) == {0}

@@ -1,0 +1,8 @@
+"""Where the API surfaces and their routers are mounted: each prefix said once, and used by the
+routers, the token URL of the docs and the links between operations."""
+
+API_V1_PREFIX = "/api/v1"
+AUTH_PREFIX = "/auth"
+USERS_PREFIX = "/users"
+POSTS_PREFIX = "/posts"
+TOKEN_PATH = "/token"

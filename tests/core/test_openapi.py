@@ -1,0 +1,196 @@
+"""The OpenAPI document: FastAPI's own, with errors described as each surface sends them."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.core.conftest import Serve
+
+PROBLEM_CONTENT = {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+}
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def api_operations(openapi: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, path_item in openapi["paths"].items():
+        if path.startswith("/api/v1/"):
+            for method, operation in path_item.items():
+                if method in HTTP_METHODS:
+                    yield f"{method.upper()} {path}", operation
+
+
+def references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from references(item)
+
+
+def schema_of(openapi: dict[str, Any], name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = openapi["components"]["schemas"][name]
+    return schema
+
+
+@pytest.fixture
+async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def test_openapi_document_is_served_and_every_reference_resolves(
+    openapi: dict[str, Any],
+) -> None:
+    assert openapi["openapi"].startswith("3.")
+    assert openapi["info"]["title"] == "Quill"
+    schemas = openapi["components"]["schemas"]
+    prefix = "#/components/schemas/"
+    for reference in set(references(openapi)):
+        assert reference.startswith(prefix), reference
+        assert reference.removeprefix(prefix) in schemas, reference
+
+
+async def test_every_api_operation_documents_its_errors_as_problem_details(
+    openapi: dict[str, Any],
+) -> None:
+    operations = dict(api_operations(openapi))
+    assert len(operations) >= 15
+
+    for name, operation in operations.items():
+        errors = {
+            status: response
+            for status, response in operation["responses"].items()
+            if int(status) >= 400
+        }
+        assert {"500", "503"} <= errors.keys(), name
+        for status, response in errors.items():
+            assert response["content"] == PROBLEM_CONTENT, f"{name} {status}"
+
+
+async def test_validation_responses_are_documented_as_problem_details(
+    openapi: dict[str, Any],
+) -> None:
+    validated = [
+        (name, operation["responses"]["422"])
+        for name, operation in api_operations(openapi)
+        if "422" in operation["responses"]
+    ]
+
+    assert "POST /api/v1/users/" in dict(validated)
+    for name, response in validated:
+        assert response["content"] == PROBLEM_CONTENT, name
+
+
+async def test_openapi_describes_problem_details_not_fastapis_default_error(
+    openapi: dict[str, Any],
+) -> None:
+    schemas = openapi["components"]["schemas"]
+
+    assert "HTTPValidationError" not in schemas
+    assert "ValidationError" not in schemas
+    problem = schemas["ProblemDetails"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
+    assert problem["properties"]["errors"]["anyOf"][0]["items"] == {
+        "$ref": "#/components/schemas/ValidationIssue"
+    }
+    assert set(schemas["ValidationIssue"]["properties"]) == {"loc", "msg", "type"}
+
+
+async def test_the_apps_own_openapi_settings_survive_the_rewrite(
+    settings: Settings, serve: Serve
+) -> None:
+    app = create_app(settings)
+    app.description = "The API behind example.com."
+    app.servers = [{"url": "https://api.example.com"}]
+    app.openapi_tags = [{"name": "posts", "description": "What people write."}]
+
+    async with serve(app) as client:
+        document = (await client.get("/openapi.json")).json()
+
+    assert document["info"]["description"] == "The API behind example.com."
+    assert document["servers"] == [{"url": "https://api.example.com"}]
+    assert document["tags"] == [{"name": "posts", "description": "What people write."}]
+    assert schema_of(document, "ProblemDetails")
+
+
+@pytest.mark.parametrize(
+    ("schema", "not_nullable", "nullable"),
+    [
+        ("PostUpdate", {"title", "content"}, set()),
+        ("UserUpdate", {"username", "email", "password", "current_password"}, {"bio", "image"}),
+        ("AdminUserUpdate", {"is_active", "is_superuser"}, set()),
+    ],
+)
+async def test_partial_updates_document_exactly_which_fields_accept_null(
+    openapi: dict[str, Any], schema: str, not_nullable: set[str], nullable: set[str]
+) -> None:
+    properties = schema_of(openapi, schema)["properties"]
+
+    assert set(properties) == not_nullable | nullable
+    assert "required" not in schema_of(openapi, schema)
+    for name in not_nullable:
+        assert "null" not in str(properties[name]), name
+    for name in nullable:
+        assert {"type": "null"} in properties[name]["anyOf"], name
+
+
+async def test_write_schemas_refuse_unknown_fields_in_the_document_too(
+    openapi: dict[str, Any],
+) -> None:
+    for name in ("PostCreate", "PostUpdate", "UserCreate", "UserUpdate", "AdminUserUpdate"):
+        assert schema_of(openapi, name)["additionalProperties"] is False, name
+
+
+@pytest.mark.parametrize(
+    ("operation", "links", "parameter"),
+    [
+        ("POST /api/v1/posts/", {"get_post", "update_post", "delete_post"}, "post_id"),
+        ("POST /api/v1/users/", {"get_user", "list_user_posts"}, "user_id"),
+    ],
+)
+async def test_a_created_resource_links_to_what_can_be_done_with_it(
+    openapi: dict[str, Any], operation: str, links: set[str], parameter: str
+) -> None:
+    operations = dict(api_operations(openapi))
+    operation_ids = {op["operationId"] for op in operations.values()}
+
+    documented = operations[operation]["responses"]["201"]["links"]
+
+    assert set(documented) == links
+    for link in documented.values():
+        assert link["operationId"] in operation_ids
+        assert link["parameters"] == {parameter: "$response.body#/id"}
+
+
+async def test_operation_ids_are_the_route_names(openapi: dict[str, Any]) -> None:
+    operations = dict(api_operations(openapi))
+
+    assert operations["GET /api/v1/posts/{post_id}"]["operationId"] == "get_post"
+    assert len({op["operationId"] for op in operations.values()}) == len(operations)
+
+
+async def test_operations_open_to_anonymous_callers_say_authentication_is_optional(
+    openapi: dict[str, Any],
+) -> None:
+    operations = dict(api_operations(openapi))
+    optional = {name for name, op in operations.items() if {} in op.get("security", [])}
+
+    assert optional == {
+        "GET /api/v1/posts/",
+        "GET /api/v1/posts/{post_id}",
+        "GET /api/v1/users/{user_id}",
+        "GET /api/v1/users/{user_id}/posts",
+    }
+    for name in optional:
+        assert {"AccessToken": []} in operations[name]["security"], name

@@ -1,0 +1,98 @@
+"""What many tests share: a session beside the app's, reading rows back, captured logs, and the
+one check of an error answer. Data is made by tests/factories.py."""
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from fastapi import FastAPI
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from structlog.typing import EventDict
+
+from app.core.db import SQLITE_BEGIN_OPTION, Database
+from app.core.security import PasswordHasher
+from app.models import User
+from app.models.user import username_key
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
+
+
+def open_session(database: Database) -> AsyncSession:
+    """A session beside the app's, for making and checking rows.
+
+    On SQLite it begins DEFERRED, so a test that reads does not hold the write lock the app's
+    next write would wait for; it may still write.
+    """
+    engine = database.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+    return AsyncSession(engine, expire_on_commit=False)
+
+
+def new_user(username: str, *, email: str | None = None) -> User:
+    """An unsaved user row with a fake password hash: for tests that only need the row."""
+    return User(
+        username=username,
+        username_key=username_key(username),
+        email=email or f"{username}@example.com",
+        hashed_password="not-a-real-hash",
+    )
+
+
+async def count_rows(session: AsyncSession, statement: Select[Any]) -> int:
+    """The committed count a statement gives; the read ends, so no writer waits for it."""
+    count = await session.scalar(statement)
+    await session.commit()
+    return int(count or 0)
+
+
+async def count_users(session: AsyncSession) -> int:
+    return await count_rows(session, select(func.count()).select_from(User))
+
+
+async def usernames(database: Database) -> list[str]:
+    async with open_session(database) as session:
+        return list(await session.scalars(select(User.username).order_by(User.id)))
+
+
+def capture_logs() -> AbstractContextManager[list[EventDict]]:
+    """structlog's capture, with the request context merged in as the configured logger does."""
+    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem of this status and code; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body.keys() >= PROBLEM_FIELDS
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"urn:quill:problem:{code}"
+    assert body["title"] == HTTPStatus(status).phrase
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+def connections_during_hashing(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, each password hash or verification the app computes records how many
+    connections its database pool had checked out at that moment (0: no transaction open)."""
+    hasher: PasswordHasher = app.state.password_hasher
+    pool = app.state.database.engine.pool
+    seen: list[int] = []
+
+    def recording(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def record(*args: Any) -> Any:
+            seen.append(pool.checkedout())
+            return await method(*args)
+
+        return record
+
+    monkeypatch.setattr(hasher, "hash", recording(hasher.hash))
+    monkeypatch.setattr(hasher, "verify", recording(hasher.verify))
+    return seen
