@@ -1,11 +1,9 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.auth.dependencies import CurrentUser
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
-from app.core.ids import MAX_ROW_ID
+from app.core.ids import AuthorIdQuery
 from app.core.pagination import Page, PageDep
 from app.models import Post
 from app.posts import service as posts_service
@@ -33,7 +31,7 @@ async def create_post(
 async def list_posts(
     page: PageDep,
     session: SessionDep,
-    author_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+    author_id: AuthorIdQuery = None,
 ) -> Page[PostRead]:
     """Newest first; posts created in the same instant are ordered by id."""
     return await posts_service.list_newest_first(session, page, author_id=author_id)
