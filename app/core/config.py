@@ -8,12 +8,18 @@ from pathlib import Path
 from typing import Annotated, Self
 
 import structlog
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = structlog.get_logger(__name__)
 
 MIN_SECRET_KEY_BYTES = 32
+# Placeholders ("changeme" * 4, "ab" * 16, one character repeated) use few distinct characters;
+# random keys use many. Fewer than 10 happens to a secrets.token_urlsafe(32) key (43 characters of
+# 64) with probability 6e-27, and to 64 hex digits (32 random bytes) with 1e-12. Only keys with
+# less randomness than asked for come near it: 32 hex digits fail about once in 10,000.
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 10
+GENERATE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
 SECRET_KEY_FILE_NAME = "secret_key"
 
 
@@ -24,12 +30,14 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A validation error never quotes its input: that may be SECRET_KEY or a DATABASE_URL with
+    # a password in it.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     ENVIRONMENT: Environment = Environment.DEVELOPMENT
     DATA_DIR: Path = Path("data")
-    # Empty means the embedded SQLite file inside DATA_DIR.
-    DATABASE_URL: str = ""
+    # Empty means the embedded SQLite file inside DATA_DIR. Not in repr: it may hold a password.
+    DATABASE_URL: Annotated[str, Field(repr=False)] = ""
     # None means: migrate on start-up exactly when the database is SQLite.
     AUTO_MIGRATE: bool | None = None
     DB_POOL_SIZE: Annotated[int, Field(ge=1)] = 10
@@ -38,7 +46,7 @@ class Settings(BaseSettings):
     SQLITE_BUSY_TIMEOUT_MS: Annotated[int, Field(ge=0)] = 5000
     DB_ECHO: bool = False
 
-    SECRET_KEY: str = ""
+    SECRET_KEY: SecretStr = SecretStr("")
     ACCESS_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 900
     REFRESH_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 30 * 24 * 3600
     JWT_ISSUER: str = "quill"
@@ -58,15 +66,11 @@ class Settings(BaseSettings):
     def _require_production_secrets(self) -> Self:
         if self.ENVIRONMENT is not Environment.PRODUCTION:
             return self
-        if not self.SECRET_KEY:
+        weakness = _secret_key_weakness(self.SECRET_KEY.get_secret_value())
+        if weakness:
             raise ValueError(
-                "SECRET_KEY is not set: production needs a random secret of at least "
-                f"{MIN_SECRET_KEY_BYTES} bytes (for example: python -c "
-                '"import secrets; print(secrets.token_urlsafe(48))")'
-            )
-        if len(self.SECRET_KEY.encode()) < MIN_SECRET_KEY_BYTES:
-            raise ValueError(
-                f"SECRET_KEY is too short: production needs at least {MIN_SECRET_KEY_BYTES} bytes"
+                f"SECRET_KEY {weakness}: production needs a random secret of at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes (for example: {GENERATE_SECRET_KEY})"
             )
         return self
 
@@ -92,9 +96,26 @@ class Settings(BaseSettings):
 
     def with_secret_key(self) -> "Settings":
         """These settings with a signing secret: outside production one is kept in DATA_DIR."""
-        if self.SECRET_KEY:
+        if self.SECRET_KEY.get_secret_value():
             return self
-        return self.model_copy(update={"SECRET_KEY": _development_secret_key(self.DATA_DIR)})
+        key = _development_secret_key(self.DATA_DIR)
+        return self.model_copy(update={"SECRET_KEY": SecretStr(key)})
+
+
+def _secret_key_weakness(key: str) -> str | None:
+    """What makes `key` unfit to sign tokens in production, said without quoting any of it."""
+    if not key:
+        return "is not set"
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        return "is too short"
+    if key.isspace():
+        return "is only whitespace"
+    distinct = len(set(key))
+    if distinct == 1:
+        return "repeats one character"
+    if distinct < MIN_SECRET_KEY_DISTINCT_CHARACTERS:
+        return f"has fewer than {MIN_SECRET_KEY_DISTINCT_CHARACTERS} distinct characters"
+    return None
 
 
 def _development_secret_key(data_dir: Path) -> str:

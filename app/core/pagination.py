@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.ids import CanonicalDecimal
+
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 # Past this an offset is a mistake (and would overflow PostgreSQL's integers).
@@ -28,8 +30,8 @@ class PageRequest:
 
 
 def page_request(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE), CanonicalDecimal] = DEFAULT_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET), CanonicalDecimal] = 0,
 ) -> PageRequest:
     return PageRequest(limit=limit, offset=offset)
 

@@ -80,7 +80,7 @@ class IssuedToken:
 
 class TokenCodec:
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.SECRET_KEY
+        self._key = settings.SECRET_KEY.get_secret_value()
         self._issuer = settings.JWT_ISSUER
         self._ttl = {
             TokenType.ACCESS: timedelta(seconds=settings.ACCESS_TOKEN_TTL_SECONDS),

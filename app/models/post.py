@@ -19,6 +19,8 @@ class Post(Timestamped, Base):
         Index("ix_posts_created_at_id", "created_at", "id"),
         # ...and the same order within one author's posts.
         Index("ix_posts_author_id_created_at_id", "author_id", "created_at", "id"),
+        # Ids are never reused, on SQLite too (see User).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -20,6 +20,9 @@ def username_key(username: str) -> str:
 
 class User(Timestamped, Base):
     __tablename__ = "users"
+    # Ids are never reused, on SQLite too: a link or a cache entry must not come to mean another
+    # account once this one is deleted (PostgreSQL's sequences never go back).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH))

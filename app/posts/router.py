@@ -1,10 +1,8 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.auth.dependencies import OPTIONAL_AUTHENTICATION, CurrentUser, OptionalUser
 from app.core.db import SessionDep
-from app.core.ids import MAX_ROW_ID
+from app.core.ids import AuthorIdQuery
 from app.core.pagination import Page, PageDep, PageRead
 from app.core.problem_details import problem_responses
 from app.models import Post
@@ -49,7 +47,7 @@ async def list_posts(
     page: PageDep,
     viewer: OptionalUser,
     session: SessionDep,
-    author_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+    author_id: AuthorIdQuery = None,
 ) -> Page[Post]:
     """Newest first; posts created in the same instant are ordered by id."""
     return await posts_service.list_newest_first(session, page, viewer=viewer, author_id=author_id)

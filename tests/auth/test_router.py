@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from pydantic import SecretStr
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -357,10 +358,11 @@ async def test_access_token_with_a_changed_payload_and_the_old_signature_is_401(
     assert_unauthorized(response)
 
 
-def _reissue(token: str, key: str, change: Callable[[dict[str, Any]], None]) -> str:
+def _reissue(token: str, key: str | SecretStr, change: Callable[[dict[str, Any]], None]) -> str:
     claims = claims_of(token)
     change(claims)
-    return jwt.encode(claims, key, algorithm="HS256")
+    secret = key.get_secret_value() if isinstance(key, SecretStr) else key
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def _expire(claims: dict[str, Any]) -> None:
@@ -494,7 +496,7 @@ async def test_access_token_signed_with_another_algorithm_is_401(
     tokens = await login(client, "ann")
 
     other_algorithm = jwt.encode(
-        claims_of(tokens["access_token"]), settings.SECRET_KEY, algorithm="HS512"
+        claims_of(tokens["access_token"]), settings.SECRET_KEY.get_secret_value(), algorithm="HS512"
     )
 
     assert_unauthorized(await me(client, other_algorithm))

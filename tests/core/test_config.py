@@ -1,11 +1,16 @@
+import os
+import secrets
 import stat
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from app.core.config import SECRET_KEY_FILE_NAME, Settings
 from app.core.db import Database
@@ -13,6 +18,14 @@ from app.main import create_app
 from tests.core.conftest import Serve
 from tests.factories import auth_headers, make_user
 from tests.helpers import open_session
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# 16 characters of two bytes each: 32 bytes, every character different.
+TWO_BYTE_KEY = "ĀāĂăĄąĆćĈĉĊċČčĎď"
+# Ten different whitespace characters: variety alone does not make a key.
+UNICODE_WHITESPACE = " \t\n\r\x0b\x0c\u00a0\u2000\u2001\u3000"
+DATABASE_PASSWORD = "db-password-hunter2"
+DATABASE_URL_WITH_PASSWORD = f"postgresql+asyncpg://quill:{DATABASE_PASSWORD}@db.example/quill"
 
 
 @pytest.fixture(autouse=True)
@@ -31,18 +44,144 @@ def test_production_without_a_secret_key_refuses_to_start_and_names_it() -> None
         make_settings(ENVIRONMENT="production")
 
 
-@pytest.mark.parametrize("secret_key", ["k" * 31, "é" * 15 + "k"])
+@pytest.mark.parametrize("secret_key", ["0123456789abcdefghijklmnopqrstu", TWO_BYTE_KEY[:-1] + "k"])
 def test_production_refuses_a_secret_key_shorter_than_32_bytes(secret_key: str) -> None:
-    with pytest.raises(ValidationError, match="SECRET_KEY"):
+    with pytest.raises(ValidationError, match="SECRET_KEY is too short"):
         make_settings(ENVIRONMENT="production", SECRET_KEY=secret_key)
 
 
-@pytest.mark.parametrize("secret_key", ["k" * 32, "é" * 16])
-def test_production_accepts_a_secret_key_of_32_bytes(secret_key: str) -> None:
+@pytest.mark.parametrize("secret_key", ["0123456789abcdefghijklmnopqrstuv", TWO_BYTE_KEY])
+def test_production_accepts_a_varied_secret_key_of_32_bytes(secret_key: str) -> None:
     settings = make_settings(ENVIRONMENT="production", SECRET_KEY=secret_key)
 
-    kept = settings.with_secret_key().SECRET_KEY
+    kept = settings.with_secret_key().SECRET_KEY.get_secret_value()
     assert kept == secret_key
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "problem"),
+    [
+        pytest.param(" " * 32, "is only whitespace", id="spaces"),
+        pytest.param(UNICODE_WHITESPACE * 3, "is only whitespace", id="whitespace"),
+        pytest.param("k" * 32, "repeats one character", id="one-character"),
+        pytest.param("é" * 16, "repeats one character", id="one-two-byte-character"),
+        pytest.param("ab" * 16, "has fewer than 10 distinct characters", id="two-characters"),
+        pytest.param("changeme" * 4, "has fewer than 10 distinct characters", id="placeholder"),
+        pytest.param(
+            "123456789" * 4, "has fewer than 10 distinct characters", id="nine-characters"
+        ),
+    ],
+)
+def test_production_refuses_a_secret_key_with_too_little_variety(
+    secret_key: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"SECRET_KEY {problem}"):
+        make_settings(ENVIRONMENT="production", SECRET_KEY=secret_key)
+
+
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        pytest.param(lambda: secrets.token_urlsafe(32), id="token_urlsafe-32"),
+        pytest.param(lambda: secrets.token_urlsafe(48), id="token_urlsafe-48"),
+        pytest.param(lambda: secrets.token_hex(32), id="token_hex-32"),
+    ],
+)
+def test_production_accepts_every_generated_secret_key(make_key: Callable[[], str]) -> None:
+    for _ in range(500):
+        key = make_key()
+        settings = make_settings(ENVIRONMENT="production", SECRET_KEY=key)
+        assert settings.SECRET_KEY.get_secret_value() == key
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "part"),
+    [
+        pytest.param("short-SEKRIT-key", "SEKRIT", id="too-short"),
+        pytest.param("SEKRIT" * 6, "SEKRIT", id="too-little-variety"),
+        pytest.param("Q" * 40, "QQQQ", id="one-character"),
+    ],
+)
+def test_a_refused_secret_key_never_appears_in_the_error(secret_key: str, part: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        make_settings(
+            ENVIRONMENT="production",
+            SECRET_KEY=secret_key,
+            DATABASE_URL=DATABASE_URL_WITH_PASSWORD,
+        )
+
+    for shown in (str(refused.value), repr(refused.value)):
+        assert "SECRET_KEY" in shown
+        assert "input_value" not in shown
+        assert part not in shown
+        assert DATABASE_PASSWORD not in shown
+
+
+def test_an_invalid_setting_never_shows_the_secret_key_or_the_database_password() -> None:
+    with pytest.raises(ValidationError) as refused:
+        make_settings(
+            SECRET_KEY="SEKRIT-0123456789-abcdefghijklmnop",
+            DATABASE_URL=DATABASE_URL_WITH_PASSWORD,
+            DB_POOL_SIZE=0,
+        )
+
+    for shown in (str(refused.value), repr(refused.value)):
+        assert "DB_POOL_SIZE" in shown
+        assert "SEKRIT" not in shown
+        assert DATABASE_PASSWORD not in shown
+
+
+def test_settings_never_show_the_secret_key_or_the_database_password() -> None:
+    secret_key = secrets.token_urlsafe(48)
+    settings = make_settings(
+        ENVIRONMENT="production", SECRET_KEY=secret_key, DATABASE_URL=DATABASE_URL_WITH_PASSWORD
+    )
+
+    for shown in (repr(settings), str(settings)):
+        assert secret_key not in shown
+        assert DATABASE_PASSWORD not in shown
+    for exported in (str(settings.model_dump()), settings.model_dump_json()):
+        assert secret_key not in exported
+    assert settings.SECRET_KEY.get_secret_value() == secret_key
+    assert settings.database_url == DATABASE_URL_WITH_PASSWORD
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "problem"),
+    [
+        pytest.param("short-SEKRIT-key", "is too short", id="too-short"),
+        pytest.param(
+            "SEKRIT" * 6, "has fewer than 10 distinct characters", id="too-little-variety"
+        ),
+    ],
+)
+def test_start_up_with_a_refused_secret_key_names_it_and_prints_neither_secret(
+    tmp_path: Path, secret_key: str, problem: str
+) -> None:
+    # Only what start-up reads: the suite's own settings would change what the error shows.
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secret_key,
+        "DATABASE_URL": DATABASE_URL_WITH_PASSWORD,
+        "DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+
+    started = subprocess.run(
+        [sys.executable, "-c", "import app.main"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert started.returncode != 0
+    assert f"SECRET_KEY {problem}" in started.stderr
+    assert "SEKRIT" not in started.stderr + started.stdout
+    assert DATABASE_PASSWORD not in started.stderr + started.stdout
 
 
 def test_production_reads_the_secret_key_from_the_environment(
@@ -61,9 +200,9 @@ def test_development_without_a_secret_key_generates_one_kept_in_the_data_dir(
     data_dir = tmp_path / "data"
     settings = make_settings(ENVIRONMENT="development", DATA_DIR=data_dir)
 
-    first = settings.with_secret_key().SECRET_KEY
+    first = settings.with_secret_key().SECRET_KEY.get_secret_value()
     again = make_settings(ENVIRONMENT="development", DATA_DIR=data_dir).with_secret_key()
-    second = again.SECRET_KEY
+    second = again.SECRET_KEY.get_secret_value()
 
     key_file = data_dir / SECRET_KEY_FILE_NAME
     assert len(first.encode()) >= 32
@@ -77,13 +216,13 @@ def test_another_data_dir_generates_another_secret_key(tmp_path: Path) -> None:
     one = make_settings(DATA_DIR=tmp_path / "one").with_secret_key().SECRET_KEY
     other = make_settings(DATA_DIR=tmp_path / "other").with_secret_key().SECRET_KEY
 
-    assert one != other
+    assert one.get_secret_value() != other.get_secret_value()
 
 
 def test_a_given_secret_key_is_used_and_nothing_is_written(tmp_path: Path) -> None:
     settings = make_settings(SECRET_KEY="given-secret", DATA_DIR=tmp_path / "data")
 
-    assert settings.with_secret_key().SECRET_KEY == "given-secret"
+    assert settings.with_secret_key().SECRET_KEY.get_secret_value() == "given-secret"
     assert not (tmp_path / "data").exists()
 
 
@@ -94,7 +233,7 @@ def test_workers_starting_together_agree_on_one_secret_key(tmp_path: Path) -> No
 
     def start_worker(_: int) -> str:
         barrier.wait()
-        return settings.with_secret_key().SECRET_KEY
+        return settings.with_secret_key().SECRET_KEY.get_secret_value()
 
     with ThreadPoolExecutor(workers) as pool:
         keys = set(pool.map(start_worker, range(workers)))
@@ -106,8 +245,11 @@ def test_workers_starting_together_agree_on_one_secret_key(tmp_path: Path) -> No
 async def test_app_instances_sharing_a_data_dir_accept_each_others_tokens(
     settings: Settings, tmp_path: Path, serve: Serve
 ) -> None:
-    shared = settings.model_copy(update={"SECRET_KEY": "", "DATA_DIR": tmp_path / "shared"})
-    elsewhere = settings.model_copy(update={"SECRET_KEY": "", "DATA_DIR": tmp_path / "elsewhere"})
+    no_key = SecretStr("")
+    shared = settings.model_copy(update={"SECRET_KEY": no_key, "DATA_DIR": tmp_path / "shared"})
+    elsewhere = settings.model_copy(
+        update={"SECRET_KEY": no_key, "DATA_DIR": tmp_path / "elsewhere"}
+    )
     first, second, stranger = create_app(shared), create_app(shared), create_app(elsewhere)
 
     async with serve(first) as first_client:

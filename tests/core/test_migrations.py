@@ -2,23 +2,29 @@ import asyncio
 import fcntl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi import FastAPI
 from sqlalchemy import MetaData, inspect, pool, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.config import Settings
+from app.core.db import Database
 from app.core.migrations import DatabaseNotMigrated, alembic_config, upgrade_to_head
 from app.main import create_app
-from app.models import Base
+from app.models import Base, User
+from app.models.base import UTCDateTime
 from tests.core.conftest import Serve
+from tests.factories import make_post, make_user
+from tests.helpers import open_session
 
 # The advisory lock migrations/env.py takes on PostgreSQL.
 MIGRATION_LOCK_ID = 0x5155494C4C
@@ -53,9 +59,13 @@ async def table_names(database_url: str) -> set[str]:
         await engine.dispose()
 
 
-async def downgrade_to_base(database_url: str) -> None:
+async def downgrade_to(database_url: str, revision: str) -> None:
     # env.py runs its own event loop (asyncio.run), so Alembic runs in a thread.
-    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "base")
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), revision)
+
+
+async def downgrade_to_base(database_url: str) -> None:
+    await downgrade_to(database_url, "base")
 
 
 @contextmanager
@@ -173,3 +183,166 @@ async def test_first_start_on_the_embedded_sqlite_default_creates_and_migrates_i
     assert response.status_code == 201, response.text
     assert (data_dir / "quill.db").is_file()
     assert await schema_differences(settings.database_url, Base.metadata) == []
+
+
+def test_every_table_with_an_integer_id_never_reuses_ids_on_sqlite() -> None:
+    # SQLite hands a deleted row's id to the next insert unless the table says AUTOINCREMENT.
+    autoincrementing = [
+        table for table in Base.metadata.tables.values() if table.autoincrement_column is not None
+    ]
+    assert {"users", "posts"} <= {table.name for table in autoincrementing}
+    undeclared = [
+        table.name
+        for table in autoincrementing
+        if not table.dialect_options["sqlite"]["autoincrement"]
+    ]
+    assert undeclared == []
+
+
+async def test_ids_of_deleted_posts_and_users_are_never_reused(session: AsyncSession) -> None:
+    ann = await make_user(session, username="ann")
+    await make_post(session, ann)
+    newest_post = await make_post(session, ann)
+    newest_user = await make_user(session, username="bob")
+    used_post_id, used_user_id = newest_post.id, newest_user.id
+    await session.delete(newest_post)
+    await session.delete(newest_user)
+    await session.commit()
+
+    carol = await make_user(session, username="carol")
+    post = await make_post(session, carol)
+
+    assert carol.id > used_user_id
+    assert post.id > used_post_id
+
+
+# Rows as revision 0001 stores them, for every table it creates.
+_AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+ROWS_AT_0001: dict[str, list[dict[str, Any]]] = {
+    "users": [
+        {
+            "id": number,
+            "username": name,
+            "username_key": name,
+            "email": f"{name}@example.com",
+            "hashed_password": "not-a-real-hash",
+            "bio": None,
+            "image": None,
+            "is_active": True,
+            "is_superuser": False,
+            "email_verified": False,
+            "created_at": _AT,
+            "updated_at": _AT,
+        }
+        for number, name in [(1, "ann"), (2, "bob"), (3, "carol")]
+    ],
+    "posts": [
+        {
+            "id": number,
+            "title": f"Post {number}",
+            "content": "Hello.",
+            "author_id": author_id,
+            "created_at": _AT,
+            "updated_at": _AT,
+        }
+        for number, author_id in [(1, 1), (2, 2), (3, 1), (4, 3)]
+    ],
+    "logins": [
+        {
+            "id": f"{number:032x}",
+            "user_id": number,
+            "created_at": _AT,
+            "ended_at": None,
+            "end_reason": None,
+        }
+        for number in (1, 2, 3)
+    ],
+    "refresh_tokens": [
+        {
+            "id": f"{number + 100:032x}",
+            "login_id": f"{number:032x}",
+            "created_at": _AT,
+            "expires_at": _AT + timedelta(days=30),
+            "spent_at": None,
+        }
+        for number in (1, 2, 3)
+    ],
+}
+_CATCH_UP_SEQUENCES = [
+    "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))",
+    "SELECT setval(pg_get_serial_sequence('posts', 'id'), (SELECT max(id) FROM posts))",
+]
+_DATETIME_COLUMNS = {"created_at", "updated_at", "ended_at", "expires_at", "spent_at"}
+
+
+def _table_at_0001(name: str) -> sa.TableClause:
+    columns = [
+        sa.column(column, UTCDateTime()) if column in _DATETIME_COLUMNS else sa.column(column)
+        for column in ROWS_AT_0001[name][0]
+    ]
+    return sa.table(name, *columns)
+
+
+async def rows_at_0001(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's rows, in the columns revision 0001 created, ordered by id."""
+
+    def read(connection: Connection) -> dict[str, list[tuple[Any, ...]]]:
+        rows = {}
+        for name in ROWS_AT_0001:
+            table = _table_at_0001(name)
+            statement = sa.select(*table.columns).order_by(table.c.id)
+            rows[name] = [tuple(row) for row in connection.execute(statement)]
+        return rows
+
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+async def insert_rows_at_0001(database_url: str) -> None:
+    def insert(connection: Connection) -> None:
+        for name, rows in ROWS_AT_0001.items():
+            connection.execute(sa.insert(_table_at_0001(name)), rows)
+        if connection.dialect.name == "postgresql":
+            # Explicit ids leave the sequences behind (the application never inserts one).
+            for statement in _CATCH_UP_SEQUENCES:
+                connection.execute(text(statement))
+
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(insert)
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_from_0001_keeps_every_row_and_never_reuses_their_ids(
+    settings: Settings, database_url: str
+) -> None:
+    await downgrade_to(database_url, "0001")
+    await insert_rows_at_0001(database_url)
+    before = await rows_at_0001(database_url)
+    assert {name: len(rows) for name, rows in before.items()} == {
+        name: len(rows) for name, rows in ROWS_AT_0001.items()
+    }
+
+    await asyncio.to_thread(upgrade_to_head, database_url)
+
+    assert await rows_at_0001(database_url) == before
+    assert await schema_differences(database_url, Base.metadata) == []
+    database = Database(settings)
+    try:
+        async with open_session(database) as session:
+            # Carol has the highest user id and wrote the highest post: both go.
+            await session.delete(await session.get_one(User, 3))
+            await session.commit()
+            dan = await make_user(session, username="dan")
+            post = await make_post(session, dan)
+    finally:
+        await database.dispose()
+
+    assert dan.id > 3
+    assert post.id > 4

@@ -8,6 +8,7 @@ import jwt
 import pytest
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from pydantic import SecretStr
 
 from app.core.config import Settings
 from app.core.security import InvalidToken, PasswordHasher, TokenCodec, TokenType
@@ -92,7 +93,7 @@ def test_token_of_the_other_type_is_invalid(
 
 
 def test_token_of_another_key_is_invalid(codec: TokenCodec, unit_settings: Settings) -> None:
-    other = TokenCodec(unit_settings.model_copy(update={"SECRET_KEY": "x" * 40}))
+    other = TokenCodec(unit_settings.model_copy(update={"SECRET_KEY": SecretStr("x" * 40)}))
     token = other.issue(TokenType.ACCESS, user_id=7, session_id="login-1").token
 
     with pytest.raises(InvalidToken, match="Signature verification failed"):
