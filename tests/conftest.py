@@ -20,7 +20,8 @@ os.environ["PASSWORD_HASH_PARALLELISM"] = "1"
 import itertools
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -159,3 +160,23 @@ async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A session of the test's own, beside the app's, for factories and for checking rows."""
     async with open_session(app.state.database) as db_session:
         yield db_session
+
+
+Serve = Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@asynccontextmanager
+async def _serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture
+def serve() -> Serve:
+    """`async with serve(app) as client`: run the app's lifespan, then a client over it.
+
+    For an app of the test's own making (other settings, extra routes, added before).
+    """
+    return _serve

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Login, RefreshToken, User
@@ -14,19 +14,36 @@ async def get_user_by_username_or_email(session: AsyncSession, name: str) -> Use
     return await session.scalar(statement)
 
 
+def _active_login_of(*, user_id: int, login_id: str, now: datetime) -> ColumnElement[bool]:
+    return and_(
+        User.id == user_id,
+        User.is_active.is_(True),
+        Login.id == login_id,
+        Login.ended_at.is_(None),
+        Login.expires_at > now,
+    )
+
+
 async def get_user_of_active_login(
-    session: AsyncSession, *, user_id: int, login_id: str
+    session: AsyncSession, *, user_id: int, login_id: str, now: datetime
 ) -> User | None:
     """The user, if active and still signed in through that login: one query per request."""
     statement = (
         select(User)
         .join(Login, Login.user_id == User.id)
-        .where(
-            User.id == user_id,
-            User.is_active.is_(True),
-            Login.id == login_id,
-            Login.ended_at.is_(None),
-        )
+        .where(_active_login_of(user_id=user_id, login_id=login_id, now=now))
+    )
+    return await session.scalar(statement)
+
+
+async def get_active_login_expiry(
+    session: AsyncSession, *, user_id: int, login_id: str, now: datetime
+) -> datetime | None:
+    """When the login ends, if it and its user are still active."""
+    statement = (
+        select(Login.expires_at)
+        .join(User, Login.user_id == User.id)
+        .where(_active_login_of(user_id=user_id, login_id=login_id, now=now))
     )
     return await session.scalar(statement)
 

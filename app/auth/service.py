@@ -70,9 +70,14 @@ async def login(
         raise InvalidCredentials
     if new_hash is not None:
         user.hashed_password = new_hash
-    login_row = Login(id=uuid.uuid4().hex, user_id=user.id)
+    now = datetime.now(UTC)
+    login_row = Login(
+        id=uuid.uuid4().hex, user_id=user.id, created_at=now, expires_at=codec.login_expires_at(now)
+    )
     session.add(login_row)
-    tokens = _issue_tokens(session, codec, user_id=user.id, login_id=login_row.id)
+    tokens = _issue_tokens(
+        session, codec, user_id=user.id, login_id=login_row.id, not_after=login_row.expires_at
+    )
     log.info("auth.logged_in", user_id=user.id, login_id=login_row.id)
     return tokens
 
@@ -98,12 +103,14 @@ async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) 
             )
             raise RefreshTokenReused
         raise InvalidToken
-    user = await repository.get_user_of_active_login(
-        session, user_id=claims.user_id, login_id=claims.session_id
+    login_ends_at = await repository.get_active_login_expiry(
+        session, user_id=claims.user_id, login_id=claims.session_id, now=now
     )
-    if user is None:
+    if login_ends_at is None:
         raise InvalidToken
-    return _issue_tokens(session, codec, user_id=user.id, login_id=claims.session_id)
+    return _issue_tokens(
+        session, codec, user_id=claims.user_id, login_id=claims.session_id, not_after=login_ends_at
+    )
 
 
 async def logout(session: AsyncSession, codec: TokenCodec, refresh_token: str) -> None:
@@ -121,7 +128,7 @@ async def authenticate(
     """The login behind an access token, with its user loaded; InvalidToken otherwise."""
     claims = _decode(codec, access_token, TokenType.ACCESS)
     user = await repository.get_user_of_active_login(
-        session, user_id=claims.user_id, login_id=claims.session_id
+        session, user_id=claims.user_id, login_id=claims.session_id, now=datetime.now(UTC)
     )
     if user is None:
         raise InvalidToken
@@ -158,10 +165,20 @@ def _decode(codec: TokenCodec, token: str, token_type: TokenType) -> security.To
 
 
 def _issue_tokens(
-    session: AsyncSession, codec: TokenCodec, *, user_id: int, login_id: str
+    session: AsyncSession,
+    codec: TokenCodec,
+    *,
+    user_id: int,
+    login_id: str,
+    not_after: datetime,
 ) -> IssuedTokens:
-    access = codec.issue(TokenType.ACCESS, user_id=user_id, session_id=login_id)
-    refresh_token = codec.issue(TokenType.REFRESH, user_id=user_id, session_id=login_id)
+    """A new pair for the login; neither token outlives the login (`not_after`)."""
+    access = codec.issue(
+        TokenType.ACCESS, user_id=user_id, session_id=login_id, not_after=not_after
+    )
+    refresh_token = codec.issue(
+        TokenType.REFRESH, user_id=user_id, session_id=login_id, not_after=not_after
+    )
     session.add(
         RefreshToken(
             id=refresh_token.claims.token_id,

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     SECRET_KEY: SecretStr = SecretStr("")
     ACCESS_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 900
     REFRESH_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 30 * 24 * 3600
+    # However often it is refreshed, a login ends this long after the sign-in.
+    LOGIN_MAX_AGE_SECONDS: Annotated[int, Field(ge=1)] = 90 * 24 * 3600
     JWT_ISSUER: str = "quill"
 
     # argon2id parameters; the defaults are the OWASP-recommended ones, tests make them cheap.

@@ -86,11 +86,18 @@ class TokenCodec:
             TokenType.ACCESS: timedelta(seconds=settings.ACCESS_TOKEN_TTL_SECONDS),
             TokenType.REFRESH: timedelta(seconds=settings.REFRESH_TOKEN_TTL_SECONDS),
         }
+        self._login_max_age = timedelta(seconds=settings.LOGIN_MAX_AGE_SECONDS)
+
+    def login_expires_at(self, signed_in_at: datetime) -> datetime:
+        return signed_in_at + self._login_max_age
 
     def ttl_seconds(self, token_type: TokenType) -> int:
         return int(self._ttl[token_type].total_seconds())
 
-    def issue(self, token_type: TokenType, *, user_id: int, session_id: str) -> IssuedToken:
+    def issue(
+        self, token_type: TokenType, *, user_id: int, session_id: str, not_after: datetime
+    ) -> IssuedToken:
+        """A token of its type's lifetime, but never outliving `not_after` (its login's end)."""
         now = datetime.now(UTC)
         claims = TokenClaims(
             user_id=user_id,
@@ -98,7 +105,7 @@ class TokenCodec:
             token_id=uuid.uuid4().hex,
             type=token_type,
             issued_at=now,
-            expires_at=now + self._ttl[token_type],
+            expires_at=min(now + self._ttl[token_type], not_after),
         )
         payload = {
             "sub": str(user_id),

@@ -15,7 +15,7 @@ class Login(Base):
     """One sign-in: its access and refresh tokens carry its id (the `sid` claim).
 
     Ending a login (logout, theft detection, password change, deactivation) sets `ended_at`,
-    which invalidates every token of it at once.
+    which invalidates every token of it at once; so does reaching `expires_at`.
     """
 
     __tablename__ = "logins"
@@ -23,6 +23,8 @@ class Login(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # LOGIN_MAX_AGE_SECONDS after the sign-in; no refresh moves it, no token outlives it.
+    expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
 

@@ -4,7 +4,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.security import PasswordHasher
+from app.main import create_app
 from app.models import Login, RefreshToken, User
+from tests.conftest import Serve
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_user
-from tests.helpers import connections_during_hashing, count_rows
+from tests.helpers import connections_during_hashing, count_rows, open_session
 
 TOKEN_URL = "/api/v1/auth/token"
 REFRESH_URL = "/api/v1/auth/refresh"
@@ -650,6 +652,70 @@ async def test_refresh_with_an_invalid_body_is_422(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "validation_failed"
+
+
+LOGIN_MAX_AGE_SECONDS = 3600
+
+
+@pytest.fixture
+def short_login_app(settings: Settings) -> FastAPI:
+    """Logins end after an hour; refresh tokens alone would live a month."""
+    return create_app(settings.model_copy(update={"LOGIN_MAX_AGE_SECONDS": LOGIN_MAX_AGE_SECONDS}))
+
+
+async def stored_login(session: AsyncSession, login_id: str) -> Login:
+    statement = select(Login).where(Login.id == login_id).execution_options(populate_existing=True)
+    row = (await session.scalars(statement)).one()
+    await session.commit()
+    return row
+
+
+async def test_refreshing_never_extends_a_login_past_its_max_age(
+    short_login_app: FastAPI, serve: Serve
+) -> None:
+    async with (
+        serve(short_login_app) as client,
+        open_session(short_login_app.state.database) as session,
+    ):
+        await make_user(session, username="ann")
+        tokens = await login(client, "ann")
+        login_id = claims_of(tokens["refresh_token"])["sid"]
+        signed_in = await stored_login(session, login_id)
+        for _ in range(3):
+            response = await refresh(client, tokens["refresh_token"])
+            assert response.status_code == 200, response.text
+            tokens = response.json()
+        after_refreshes = await stored_login(session, login_id)
+
+    assert signed_in.expires_at == signed_in.created_at + timedelta(seconds=LOGIN_MAX_AGE_SECONDS)
+    assert after_refreshes.expires_at == signed_in.expires_at
+    login_ends = int(signed_in.expires_at.timestamp())
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        assert claims_of(token)["exp"] <= login_ends
+
+
+async def test_a_login_past_its_max_age_is_over_for_its_access_and_refresh_tokens(
+    short_login_app: FastAPI, serve: Serve
+) -> None:
+    async with (
+        serve(short_login_app) as client,
+        open_session(short_login_app.state.database) as session,
+    ):
+        await make_user(session, username="ann")
+        tokens = await login(client, "ann")
+        login_id = claims_of(tokens["refresh_token"])["sid"]
+        await session.execute(
+            update(Login)
+            .where(Login.id == login_id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+
+        refused_refresh = await refresh(client, tokens["refresh_token"])
+        refused_access = await me(client, tokens["access_token"])
+
+    assert_unauthorized(refused_refresh)
+    assert_unauthorized(refused_access)
 
 
 # --- POST /auth/logout -------------------------------------------------------------------------

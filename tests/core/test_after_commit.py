@@ -11,7 +11,7 @@ from app.core.db import Database, SessionDep, outside_transaction
 from app.core.errors import Conflict
 from app.core.events import Event, publish
 from app.main import create_app
-from tests.core.conftest import Serve
+from tests.conftest import Serve
 from tests.helpers import capture_logs, new_user, usernames
 
 

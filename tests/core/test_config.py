@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from app.core.config import SECRET_KEY_FILE_NAME, Settings
 from app.core.db import Database
 from app.main import create_app
-from tests.core.conftest import Serve
+from tests.conftest import Serve
 from tests.factories import auth_headers, make_user
 from tests.helpers import open_session
 

@@ -12,7 +12,7 @@ from app.core.db import SessionDep
 from app.core.errors import AppError, Conflict
 from app.main import create_app
 from app.models import Post, User
-from tests.core.conftest import Serve
+from tests.conftest import Serve
 from tests.factories import make_user
 from tests.helpers import assert_problem, new_user, usernames
 

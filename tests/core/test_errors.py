@@ -15,8 +15,7 @@ from app.core.errors import AppError
 from app.main import create_app
 from app.models import User
 from app.users import repository as users_repository
-from tests.conftest import PostgresDatabases
-from tests.core.conftest import Serve
+from tests.conftest import PostgresDatabases, Serve
 from tests.helpers import assert_problem, capture_logs, count_users
 
 NEW_USER = {"username": "ann", "email": "ann@example.com", "password": "correct horse battery"}

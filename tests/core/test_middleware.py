@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.core.conftest import Serve
+from tests.conftest import Serve
 from tests.helpers import capture_logs
 
 GENERATED_REQUEST_ID = re.compile(r"[0-9a-f]{32}")

@@ -22,7 +22,7 @@ from app.core.migrations import DatabaseNotMigrated, alembic_config, upgrade_to_
 from app.main import create_app
 from app.models import Base, User
 from app.models.base import UTCDateTime
-from tests.core.conftest import Serve
+from tests.conftest import Serve
 from tests.factories import make_post, make_user
 from tests.helpers import open_session
 
@@ -346,3 +346,24 @@ async def test_upgrade_from_0001_keeps_every_row_and_never_reuses_their_ids(
 
     assert dan.id > 3
     assert post.id > 4
+
+
+async def test_upgrade_gives_existing_logins_90_days_from_their_sign_in(database_url: str) -> None:
+    await downgrade_to(database_url, "0001")
+    await insert_rows_at_0001(database_url)
+
+    await asyncio.to_thread(upgrade_to_head, database_url)
+
+    logins = sa.table(
+        "logins", sa.column("created_at", UTCDateTime()), sa.column("expires_at", UTCDateTime())
+    )
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(sa.select(logins.c.created_at, logins.c.expires_at))
+            ).all()
+    finally:
+        await engine.dispose()
+    assert len(rows) == len(ROWS_AT_0001["logins"])
+    assert all(expires_at == created_at + timedelta(days=90) for created_at, expires_at in rows)

@@ -8,7 +8,7 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.core.conftest import Serve
+from tests.conftest import Serve
 
 PROBLEM_CONTENT = {
     "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}

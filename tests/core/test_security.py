@@ -1,6 +1,6 @@
 """TokenCodec and PasswordHasher on their own, without HTTP or a database."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ from app.core.config import Settings
 from app.core.security import InvalidToken, PasswordHasher, TokenCodec, TokenType
 
 SECRET_KEY = "unit-test-secret-key-that-is-long-enough"
+# Far beyond any token's lifetime: these tokens belong to a login that does not end soon.
+LOGIN_ENDS = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def resigned(token: str, **changes: Any) -> str:
 def test_issued_token_decodes_to_its_claims_and_lives_its_ttl(
     codec: TokenCodec, token_type: TokenType, ttl_seconds: int
 ) -> None:
-    issued = codec.issue(token_type, user_id=7, session_id="login-1")
+    issued = codec.issue(token_type, user_id=7, session_id="login-1", not_after=LOGIN_ENDS)
 
     claims = codec.decode(issued.token, token_type)
 
@@ -71,9 +73,19 @@ def test_issued_token_decodes_to_its_claims_and_lives_its_ttl(
     assert jwt.get_unverified_header(issued.token)["alg"] == "HS256"
 
 
+@pytest.mark.parametrize("token_type", [TokenType.ACCESS, TokenType.REFRESH])
+def test_no_token_outlives_its_login(codec: TokenCodec, token_type: TokenType) -> None:
+    login_ends = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
+
+    issued = codec.issue(token_type, user_id=7, session_id="login-1", not_after=login_ends)
+
+    assert issued.claims.expires_at == login_ends
+    assert codec.decode(issued.token, token_type).expires_at == login_ends
+
+
 def test_every_token_gets_its_own_id(codec: TokenCodec) -> None:
-    first = codec.issue(TokenType.REFRESH, user_id=7, session_id="login-1")
-    second = codec.issue(TokenType.REFRESH, user_id=7, session_id="login-1")
+    first = codec.issue(TokenType.REFRESH, user_id=7, session_id="login-1", not_after=LOGIN_ENDS)
+    second = codec.issue(TokenType.REFRESH, user_id=7, session_id="login-1", not_after=LOGIN_ENDS)
 
     assert first.claims.token_id != second.claims.token_id
     assert first.token != second.token
@@ -86,7 +98,7 @@ def test_every_token_gets_its_own_id(codec: TokenCodec) -> None:
 def test_token_of_the_other_type_is_invalid(
     codec: TokenCodec, issued_as: TokenType, expected: TokenType
 ) -> None:
-    token = codec.issue(issued_as, user_id=7, session_id="login-1").token
+    token = codec.issue(issued_as, user_id=7, session_id="login-1", not_after=LOGIN_ENDS).token
 
     with pytest.raises(InvalidToken, match=f"expected a {expected.value} token"):
         codec.decode(token, expected)
@@ -94,14 +106,18 @@ def test_token_of_the_other_type_is_invalid(
 
 def test_token_of_another_key_is_invalid(codec: TokenCodec, unit_settings: Settings) -> None:
     other = TokenCodec(unit_settings.model_copy(update={"SECRET_KEY": SecretStr("x" * 40)}))
-    token = other.issue(TokenType.ACCESS, user_id=7, session_id="login-1").token
+    token = other.issue(
+        TokenType.ACCESS, user_id=7, session_id="login-1", not_after=LOGIN_ENDS
+    ).token
 
     with pytest.raises(InvalidToken, match="Signature verification failed"):
         codec.decode(token, TokenType.ACCESS)
 
 
 def test_expired_token_is_invalid(codec: TokenCodec) -> None:
-    token = codec.issue(TokenType.ACCESS, user_id=7, session_id="login-1").token
+    token = codec.issue(
+        TokenType.ACCESS, user_id=7, session_id="login-1", not_after=LOGIN_ENDS
+    ).token
     now = int(datetime.now(UTC).timestamp())
 
     with pytest.raises(InvalidToken, match="expired"):
@@ -110,7 +126,9 @@ def test_expired_token_is_invalid(codec: TokenCodec) -> None:
 
 @pytest.mark.parametrize("claim", ["sub", "exp", "iat", "jti", "type", "sid", "iss"])
 def test_token_missing_a_claim_is_invalid(codec: TokenCodec, claim: str) -> None:
-    token = codec.issue(TokenType.ACCESS, user_id=7, session_id="login-1").token
+    token = codec.issue(
+        TokenType.ACCESS, user_id=7, session_id="login-1", not_after=LOGIN_ENDS
+    ).token
     payload = payload_of(token)
     del payload[claim]
 
@@ -126,14 +144,18 @@ def test_token_missing_a_claim_is_invalid(codec: TokenCodec, claim: str) -> None
 def test_signed_token_with_unusable_claims_is_invalid(
     codec: TokenCodec, changes: dict[str, Any]
 ) -> None:
-    token = codec.issue(TokenType.ACCESS, user_id=7, session_id="login-1").token
+    token = codec.issue(
+        TokenType.ACCESS, user_id=7, session_id="login-1", not_after=LOGIN_ENDS
+    ).token
 
     with pytest.raises(InvalidToken):
         codec.decode(resigned(token, **changes), TokenType.ACCESS)
 
 
 def test_token_with_alg_none_is_invalid(codec: TokenCodec) -> None:
-    token = codec.issue(TokenType.ACCESS, user_id=7, session_id="login-1").token
+    token = codec.issue(
+        TokenType.ACCESS, user_id=7, session_id="login-1", not_after=LOGIN_ENDS
+    ).token
     unsigned = jwt.encode(payload_of(token), None, algorithm="none")
 
     with pytest.raises(InvalidToken):

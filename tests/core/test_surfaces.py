@@ -11,7 +11,7 @@ from app.core.config import Settings
 from app.core.errors import AppError, NotFound, RequestInvalid
 from app.core.surfaces import OpenAPIResponses, Surface
 from app.main import create_app
-from tests.core.conftest import Serve
+from tests.conftest import Serve
 from tests.factories import login, make_user
 from tests.helpers import assert_problem, open_session
 
