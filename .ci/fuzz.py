@@ -47,6 +47,7 @@ from types import FrameType
 
 import httpx
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +112,10 @@ def postgres_database() -> Iterator[str]:
     """A new, empty database on FUZZ_POSTGRES_URL's server: its URL. Dropped on the way out."""
     server = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg")
     name = f"quill_fuzz_{secrets.token_hex(4)}"
-    asyncio.run(_administer(server, f"CREATE DATABASE {name}"))
+    try:
+        asyncio.run(_administer(server, f"CREATE DATABASE {name}"))
+    except (OSError, SQLAlchemyError) as exc:
+        raise FuzzSetupError(f"cannot create a database on {server!r}: {exc}") from exc
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -339,11 +343,16 @@ def run_schemathesis(
         command, cwd=workdir, env=environment, stdout=subprocess.PIPE, text=True
     ) as process:
         assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            # The summary is the last banner ("==== 2 failures in 93.10s ====").
-            if re.fullmatch(r"=+ .+ =+", line.strip()):
-                summary = line.strip()
+        try:
+            for line in process.stdout:
+                sys.stdout.write(line)
+                # The summary is the last banner ("==== 2 failures in 93.10s ====").
+                if re.fullmatch(r"=+ .+ =+", line.strip()):
+                    summary = line.strip()
+        except BaseException:
+            # Stopped ourselves (SIGTERM, Ctrl-C): schemathesis must not outlive the server.
+            process.terminate()
+            raise
     sys.stdout.flush()
     return process.returncode, summary
 
