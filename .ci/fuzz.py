@@ -1,0 +1,421 @@
+"""The fuzz step of CI: Quill on PostgreSQL, probed by schemathesis with every check.
+
+    .venv/bin/python .ci/fuzz.py          (.ci/run does this after the tests)
+
+1. creates a PostgreSQL database of its own (dropped at the end, whatever happens) and migrates it;
+2. creates an administrator with `app.cli create-superuser`;
+3. starts Quill with `fastapi run` on a free loopback port, production settings, cheap argon2
+   and an access token that outlives the run, and waits for /health;
+4. signs up two ordinary users over HTTP, and signs the three identities in;
+5. runs `st run` on /openapi.json: every check, the examples, coverage, fuzzing and stateful
+   phases, a fixed seed, as `alice`, `bob` (peers for object_level_authorization) and `admin`;
+6. checks that the three identities still work, stops the server, and prints the summary line.
+
+The only operation left out is DELETE /api/v1/users/me, and the only request changed is an
+administrator's PATCH/DELETE /api/v1/users/{user_id} aimed at a fuzzing identity, which goes to
+a stand-in account instead (.ci/fuzz_hooks.py): both would end the identities mid-run.
+
+Settings, from the environment:
+    FUZZ_MAX_EXAMPLES   test cases per operation and phase (default 50, which takes the whole
+                        step 1 to 3.5 minutes on a 2-core machine; a nightly run: 500)
+    FUZZ_SEED           the generation seed (default 20251201)
+    FUZZ_WORKERS        concurrent schemathesis workers (default 2)
+    FUZZ_POSTGRES_URL   a server on which this may create and drop a database (default
+                        TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres)
+    FUZZ_REPORT_DIR     if set, schemathesis writes JUnit and NDJSON reports there
+
+Exit status: schemathesis' own (nonzero on any failure), or 1 when setting up failed or an
+identity stopped working. On failure the server log is printed.
+"""
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+HOOKS = Path(__file__).resolve().with_name("fuzz_hooks.py")
+
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))
+SEED = int(os.environ.get("FUZZ_SEED", "20251201"))
+WORKERS = int(os.environ.get("FUZZ_WORKERS", "2"))
+POSTGRES_URL = os.environ.get("FUZZ_POSTGRES_URL") or os.environ.get(
+    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REPORT_DIR = os.environ.get("FUZZ_REPORT_DIR", "")
+
+# Would end the fuzzing identity that calls it; tests/users/test_router.py covers it.
+EXCLUDED_OPERATIONS = ("DELETE /api/v1/users/me",)
+PEERS = ("alice", "bob")
+PASSWORD = secrets.token_urlsafe(16)
+ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+class FuzzSetupError(Exception):
+    """The harness could not prepare the run; nothing was fuzzed."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    id: int
+    token: str
+
+
+STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f".ci/fuzz [{time.monotonic() - STARTED:4.0f}s] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# --- the database -----------------------------------------------------------------------------
+
+
+async def _administer(server: URL, statement: str) -> None:
+    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new, empty database on FUZZ_POSTGRES_URL's server: its URL. Dropped on the way out."""
+    server = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg")
+    name = f"quill_fuzz_{secrets.token_hex(4)}"
+    try:
+        asyncio.run(_administer(server, f"CREATE DATABASE {name}"))
+    except (OSError, SQLAlchemyError) as exc:
+        raise FuzzSetupError(f"cannot create a database on {server!r}: {exc}") from exc
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_administer(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def quill_environment(database_url: str, data_dir: Path) -> dict[str, str]:
+    """Production settings, except for cheap password hashes and a long-lived access token."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("FUZZ_")}
+    environment.update(
+        ENVIRONMENT="production",
+        DATABASE_URL=database_url,
+        AUTO_MIGRATE="false",
+        DATA_DIR=str(data_dir),
+        SECRET_KEY=secrets.token_urlsafe(48),
+        ACCESS_TOKEN_TTL_SECONDS=str(ACCESS_TOKEN_TTL_SECONDS),
+        PASSWORD_HASH_TIME_COST="1",
+        PASSWORD_HASH_MEMORY_COST_KIB="8",
+        PASSWORD_HASH_PARALLELISM="1",
+    )
+    return environment
+
+
+def run_quietly(command: list[str], environment: dict[str, str], stdin: str = "") -> str:
+    completed = subprocess.run(
+        command, cwd=ROOT, env=environment, input=stdin, capture_output=True, text=True, check=False
+    )
+    if completed.returncode:
+        raise FuzzSetupError(
+            f"`{' '.join(command[1:])}` failed ({completed.returncode}):\n"
+            f"{completed.stdout}{completed.stderr}"
+        )
+    return completed.stdout
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+@contextmanager
+def quill_server(
+    environment: dict[str, str], log_path: Path
+) -> Iterator[tuple[str, Callable[[], None]]]:
+    """`fastapi run` on a free loopback port: its base URL, and a function that waits until it
+    answers /health. Stopped on the way out."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = [str(VENV_BIN / "fastapi"), "run", "--host", "127.0.0.1", "--port", str(port)]
+    # A file, not a pipe: nobody reads a pipe while schemathesis runs, and a full one stalls.
+    with log_path.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            yield base_url, lambda: wait_for_health(process, base_url)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for_health(process: subprocess.Popen[bytes], base_url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise FuzzSetupError(f"the server exited at start-up ({process.returncode})")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise FuzzSetupError(f"the server did not answer /health within {STARTUP_TIMEOUT_SECONDS}s")
+
+
+# --- the identities ---------------------------------------------------------------------------
+
+
+def sign_up(client: httpx.Client, username: str, email: str) -> int:
+    response = client.post(
+        "/api/v1/users/", json={"username": username, "email": email, "password": PASSWORD}
+    )
+    if response.status_code != 201:
+        raise FuzzSetupError(f"signing up {username} got {response.status_code}: {response.text}")
+    user_id: int = response.json()["id"]
+    return user_id
+
+
+def sign_in(client: httpx.Client, name: str, username: str, user_id: int) -> Identity:
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    if response.status_code != 200:
+        raise FuzzSetupError(f"signing in {username} got {response.status_code}: {response.text}")
+    token = response.json()["access_token"]
+    return Identity(name=name, id=user_id, token=token)
+
+
+def create_superuser(environment: dict[str, str]) -> int:
+    """The administrator, made as the README says: `app.cli create-superuser`. Its id."""
+    output = run_quietly(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "create-superuser",
+            "--username",
+            "fuzz_admin",
+            "--email",
+            "fuzz_admin@example.com",
+            "--password-stdin",
+        ],
+        environment,
+        stdin=f"{PASSWORD}\n",
+    )
+    found = re.search(r"\(id (\d+)\)", output)
+    if found is None:
+        raise FuzzSetupError(f"create-superuser did not say which id it created: {output}")
+    return int(found.group(1))
+
+
+def create_identities(base_url: str, admin_id: int) -> list[Identity]:
+    """alice, bob and admin, signed in."""
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        alice_id = sign_up(client, "fuzz_alice", "fuzz_alice@example.com")
+        bob_id = sign_up(client, "fuzz_bob", "fuzz_bob@example.com")
+        return [
+            # The first is every operation's first try; the administrator comes last, so an
+            # operation is only fuzzed as an administrator when ordinary users are refused.
+            sign_in(client, "alice", "fuzz_alice", alice_id),
+            sign_in(client, "bob", "fuzz_bob", bob_id),
+            sign_in(client, "admin", "fuzz_admin", admin_id),
+        ]
+
+
+def broken_identities(base_url: str, identities: list[Identity]) -> list[str]:
+    """The identities that no longer work as they did: the fuzz must not end its own users."""
+    broken = []
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        for identity in identities:
+            headers = {"Authorization": f"Bearer {identity.token}"}
+            me = client.get("/api/v1/users/me", headers=headers)
+            if me.status_code != 200 or me.json().get("id") != identity.id:
+                broken.append(f"{identity.name}: GET /api/v1/users/me -> {me.status_code}")
+            elif identity.name == "admin":
+                users = client.get("/api/v1/users/", headers=headers)
+                if users.status_code != 200:
+                    broken.append(f"admin: GET /api/v1/users/ -> {users.status_code}")
+    return broken
+
+
+# --- schemathesis -----------------------------------------------------------------------------
+
+
+def write_schemathesis_config(workdir: Path, identities: list[Identity]) -> Path:
+    """A Web Fuzzing Commons auth file (schemathesis/wfc/loader.py) and the config naming it.
+
+    With several entries and `peers`, schemathesis tries each operation as the first entry, then
+    anonymously, then as the next ones in order until one is let in (wfc/escalation.py), and
+    replays the peers' reads as each other for object_level_authorization.
+    """
+    auth_file = workdir / "wfc-auth.json"
+    document = {
+        "auth": [
+            {
+                "name": identity.name,
+                "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {identity.token}"}],
+            }
+            for identity in identities
+        ],
+    }
+    auth_file.write_text(json.dumps(document, indent=2))
+    config_file = workdir / "schemathesis.toml"
+    peers = ", ".join(json.dumps(peer) for peer in PEERS)
+    config_file.write_text(
+        f"hooks = {json.dumps(str(HOOKS))}\n\n"
+        "[auth.wfc]\n"
+        f"path = {json.dumps(str(auth_file))}\n"
+        f"peers = [{peers}]\n"
+    )
+    return config_file
+
+
+def schemathesis_command(config_file: Path, base_url: str) -> list[str]:
+    command = [
+        str(VENV_BIN / "st"),
+        "--config-file",
+        str(config_file),
+        "run",
+        f"{base_url}/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--seed",
+        str(SEED),
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--workers",
+        str(WORKERS),
+        # Runs repeat with the seed alone, not with examples an earlier run stored.
+        "--generation-database",
+        "none",
+        "--no-color",
+        # Every distinct failure of an operation, not only its first.
+        "--continue-on-failure",
+        # Shown verbatim, a failure can be replayed with curl. Nothing here is a secret: the
+        # passwords are generated and the tokens die with the server and its random SECRET_KEY.
+        "--output-sanitize",
+        "false",
+    ]
+    for operation in EXCLUDED_OPERATIONS:
+        command += ["--exclude-name", operation]
+    if REPORT_DIR:
+        command += ["--report", "junit,ndjson", "--report-dir", REPORT_DIR]
+    return command
+
+
+def run_schemathesis(
+    command: list[str], environment: dict[str, str], workdir: Path
+) -> tuple[int, str]:
+    """Its exit status and its summary line; its output goes straight through."""
+    summary = ""
+    with subprocess.Popen(
+        command, cwd=workdir, env=environment, stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                sys.stdout.write(line)
+                # The summary is the last banner ("==== 2 failures in 93.10s ====").
+                if re.fullmatch(r"=+ .+ =+", line.strip()):
+                    summary = line.strip()
+        except BaseException:
+            # Stopped ourselves (SIGTERM, Ctrl-C): schemathesis must not outlive the server.
+            process.terminate()
+            raise
+    sys.stdout.flush()
+    return process.returncode, summary
+
+
+# --- the step ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: int = 1
+    summary: str = ""
+    broken: list[str] = field(default_factory=list)
+
+
+def fuzz(workdir: Path, server_log: Path, outcome: Outcome) -> None:
+    with postgres_database() as database_url:
+        environment = quill_environment(database_url, workdir / "data")
+        log("migrating a new PostgreSQL database")
+        run_quietly([sys.executable, "-m", "alembic", "upgrade", "head"], environment)
+        log("starting Quill, and meanwhile creating the administrator")
+        with quill_server(environment, server_log) as (base_url, wait_until_up):
+            admin_id = create_superuser(environment)
+            wait_until_up()
+            log(f"Quill answers on {base_url}; signing up and in")
+            identities = create_identities(base_url, admin_id)
+            config_file = write_schemathesis_config(workdir, identities)
+            command = schemathesis_command(config_file, base_url)
+            hooks_environment = {
+                **os.environ,
+                "FUZZ_BASE_URL": base_url,
+                "FUZZ_PROTECTED_USER_IDS": ",".join(str(i.id) for i in identities),
+            }
+            log(f"seed {SEED}, {MAX_EXAMPLES} examples: {' '.join(command[1:])}")
+            outcome.status, outcome.summary = run_schemathesis(command, hooks_environment, workdir)
+            outcome.broken = broken_identities(base_url, identities)
+            if outcome.broken:
+                outcome.status = outcome.status or 1
+
+
+def main() -> int:
+    # CI stops a job with SIGTERM: unwind, so the server stops and the database is dropped.
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    outcome = Outcome()
+    with tempfile.TemporaryDirectory(prefix="quill-fuzz-") as directory:
+        workdir = Path(directory)
+        server_log = workdir / "server.log"
+        try:
+            fuzz(workdir, server_log, outcome)
+        except FuzzSetupError as exc:
+            log(f"setting up failed: {exc}")
+        if outcome.status and server_log.exists():
+            log("the server log:")
+            sys.stdout.write(server_log.read_text(errors="replace"))
+    for problem in outcome.broken:
+        log(f"the fuzz ended its own identity, so its results cannot be trusted: {problem}")
+    log(f"schemathesis: {outcome.summary or 'no summary'}")
+    verdict = "FAILED" if outcome.status else "passed"
+    log(f"{verdict} (exit {outcome.status})")
+    return outcome.status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
