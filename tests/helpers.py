@@ -1,7 +1,8 @@
 """What many tests share: a session beside the app's, reading rows back, captured logs, and the
 one check of an error answer. Data is made by tests/factories.py."""
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from http import HTTPStatus
 from typing import Any
@@ -10,8 +11,8 @@ import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Executable, Select, func, pool, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from structlog.typing import EventDict
 
 from app.core.db import SQLITE_BEGIN_OPTION, Database
@@ -96,3 +97,34 @@ def connections_during_hashing(app: FastAPI, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(hasher, "hash", recording(hasher.hash))
     monkeypatch.setattr(hasher, "verify", recording(hasher.verify))
     return seen
+
+
+async def racing_an_uncommitted_change(
+    database_url: str, change: Executable, request: Coroutine[Any, Any, httpx.Response]
+) -> httpx.Response:
+    """Send `request` while another transaction has made `change` and not yet committed; commit
+    it once PostgreSQL says the request waits for its lock. The request's answer."""
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as other, engine.connect() as watcher:
+            await other.begin()
+            await other.execute(change)
+            pending = asyncio.create_task(request)
+            for _ in range(500):
+                waiting = await watcher.scalar(_WAITING_FOR_A_LOCK)
+                await watcher.rollback()  # statistics are a snapshot per transaction
+                if waiting or pending.done():
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the request never waited for the other transaction")
+            await other.commit()
+            return await pending
+    finally:
+        await engine.dispose()
+
+
+_WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)

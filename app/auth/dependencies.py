@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 
 from app.auth import service as auth_service
 from app.auth.service import Authentication
-from app.core.db import SessionDep
+from app.core.db import SAFE_METHODS, SessionDep
 from app.core.errors import NotAuthenticated, PermissionDenied
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
@@ -62,13 +62,15 @@ PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 
 async def get_optional_authentication(
     token: Annotated[str | None, Depends(access_token)],
+    request: Request,
     session: SessionDep,
     codec: TokenCodecDep,
 ) -> Authentication | None:
     """The caller's login; None for an anonymous request. A token that fails is still a 401."""
     if token is None:
         return None
-    return await auth_service.authenticate(session, codec, token)
+    writes = request.method not in SAFE_METHODS
+    return await auth_service.authenticate(session, codec, token, for_update=writes)
 
 
 OptionalAuthentication = Annotated[Authentication | None, Depends(get_optional_authentication)]

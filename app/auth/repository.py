@@ -25,14 +25,20 @@ def _active_login_of(*, user_id: int, login_id: str, now: datetime) -> ColumnEle
 
 
 async def get_user_of_active_login(
-    session: AsyncSession, *, user_id: int, login_id: str, now: datetime
+    session: AsyncSession, *, user_id: int, login_id: str, now: datetime, for_update: bool
 ) -> User | None:
-    """The user, if active and still signed in through that login: one query per request."""
+    """The user, if active and still signed in through that login: one query per request.
+
+    `for_update` locks the user's row until the transaction ends, so a request that changes
+    things on the user's behalf and a deletion of the user run one after the other.
+    """
     statement = (
         select(User)
         .join(Login, Login.user_id == User.id)
         .where(_active_login_of(user_id=user_id, login_id=login_id, now=now))
     )
+    if for_update:
+        statement = statement.with_for_update(of=User)
     return await session.scalar(statement)
 
 

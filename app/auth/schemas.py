@@ -22,7 +22,7 @@ class RefreshTokenIn(InputModel):
 class PasswordLoginForm(InputModel):
     """The OAuth2 password grant. Bounded lengths: nobody makes us hash megabytes."""
 
-    grant_type: Literal["password"] | None = None
+    grant_type: Literal["password"] = "password"
     username: Annotated[str, NoNul] = Field(
         min_length=1, max_length=EMAIL_MAX_LENGTH, description="Username or email."
     )

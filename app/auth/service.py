@@ -123,12 +123,20 @@ async def logout(session: AsyncSession, codec: TokenCodec, refresh_token: str) -
 
 
 async def authenticate(
-    session: AsyncSession, codec: TokenCodec, access_token: str
+    session: AsyncSession, codec: TokenCodec, access_token: str, *, for_update: bool = False
 ) -> Authentication:
-    """The login behind an access token, with its user loaded; InvalidToken otherwise."""
+    """The login behind an access token, with its user loaded; InvalidToken otherwise.
+
+    A request that writes locks the user (`for_update`): were the account deleted meanwhile,
+    the request would otherwise act for someone who no longer exists.
+    """
     claims = _decode(codec, access_token, TokenType.ACCESS)
     user = await repository.get_user_of_active_login(
-        session, user_id=claims.user_id, login_id=claims.session_id, now=datetime.now(UTC)
+        session,
+        user_id=claims.user_id,
+        login_id=claims.session_id,
+        now=datetime.now(UTC),
+        for_update=for_update,
     )
     if user is None:
         raise InvalidToken

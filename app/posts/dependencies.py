@@ -15,8 +15,9 @@ async def get_existing_post(post_id: PostIdPath, viewer: OptionalUser, session: 
 
 
 async def get_editable_post(post_id: PostIdPath, user: CurrentUser, session: SessionDep) -> Post:
-    """401 before anything is looked up, then 404, then 403."""
-    post = await posts_service.get(session, post_id, viewer=user)
+    """401 before anything is looked up, then 404, then 403. The post stays locked until the
+    request ends, so a concurrent edit or deletion waits for this one."""
+    post = await posts_service.get(session, post_id, viewer=user, for_update=True)
     posts_service.ensure_can_edit(user, post)
     return post
 

@@ -18,9 +18,13 @@ def _with_author(*, include_hidden: bool) -> Select[Post]:
 
 
 async def get_with_author(
-    session: AsyncSession, post_id: int, *, include_hidden: bool
+    session: AsyncSession, post_id: int, *, include_hidden: bool, for_update: bool = False
 ) -> Post | None:
+    """`for_update` locks the post until the transaction ends: an edit and a deletion of it run
+    one after the other, and the later one finds what the earlier left."""
     statement = _with_author(include_hidden=include_hidden).where(Post.id == post_id)
+    if for_update:
+        statement = statement.with_for_update(of=Post)
     return await session.scalar(statement)
 
 

@@ -4,36 +4,32 @@ from typing import Annotated
 from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from app.core.input import InputModel, Omittable
-from app.core.text import NoNul
+from app.core.text import NotBlank
 from app.models.post import CONTENT_MAX_LENGTH, TITLE_MAX_LENGTH
 
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must contain more than white space")
-    return value
-
-
+# Stored without the white space around it; its length counts as sent, as the schema says.
 Title = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
-    NoNul,
+    StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH),
+    NotBlank,
+    AfterValidator(str.strip),
 ]
-Content = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=CONTENT_MAX_LENGTH),
-    AfterValidator(_not_blank),
-    NoNul,
-]
+Content = Annotated[str, StringConstraints(min_length=1, max_length=CONTENT_MAX_LENGTH), NotBlank]
 
 
 class PostCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"title": "Planting garlic", "content": "In October."}]}
+    )
+
     title: Title
     content: Content
 
 
 class PostUpdate(InputModel):
     """Fields left out stay as they are; neither may be set to null."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"title": "Planting garlic late"}]})
 
     title: Omittable[Title] = MISSING
     content: Omittable[Content] = MISSING

@@ -30,8 +30,12 @@ async def create(session: AsyncSession, author: User, data: PostCreate) -> Post:
     return post
 
 
-async def get(session: AsyncSession, post_id: int, *, viewer: User | None) -> Post:
-    post = await repository.get_with_author(session, post_id, include_hidden=_sees_hidden(viewer))
+async def get(
+    session: AsyncSession, post_id: int, *, viewer: User | None, for_update: bool = False
+) -> Post:
+    post = await repository.get_with_author(
+        session, post_id, include_hidden=_sees_hidden(viewer), for_update=for_update
+    )
     if post is None:
         raise PostNotFound
     return post

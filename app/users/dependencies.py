@@ -9,9 +9,9 @@ from app.models import User
 from app.users import service as users_service
 
 
-async def get_existing_user(user_id: UserIdPath, session: SessionDep) -> User:
-    """Any account, active or not: for administrators' routes."""
-    return await users_service.get(session, user_id)
+async def get_administered_user(user_id: UserIdPath, session: SessionDep) -> User:
+    """Any account, active or not, locked for the request: for administrators' changes."""
+    return await users_service.get_to_change(session, user_id)
 
 
 async def get_visible_user(user_id: UserIdPath, viewer: OptionalUser, session: SessionDep) -> User:
@@ -19,5 +19,5 @@ async def get_visible_user(user_id: UserIdPath, viewer: OptionalUser, session: S
     return await users_service.get_visible(session, user_id, viewer=viewer)
 
 
-ExistingUser = Annotated[User, Depends(get_existing_user)]
+AdministeredUser = Annotated[User, Depends(get_administered_user)]
 VisibleUser = Annotated[User, Depends(get_visible_user)]

@@ -9,6 +9,17 @@ async def get_by_id(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
+async def get_by_id_for_update(session: AsyncSession, user_id: int) -> User | None:
+    """The user, locked until the transaction ends (read afresh even if already loaded)."""
+    statement = (
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(statement)
+
+
 async def find_taken(
     session: AsyncSession, *, username_key: str | None, email: str | None, exclude_id: int | None
 ) -> list[User]:

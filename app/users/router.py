@@ -13,7 +13,7 @@ from app.core.problem_details import problem_responses
 from app.models import User
 from app.paths import USERS_PREFIX
 from app.users import service as users_service
-from app.users.dependencies import ExistingUser, VisibleUser
+from app.users.dependencies import AdministeredUser, VisibleUser
 from app.users.schemas import (
     AdminUserRead,
     AdminUserUpdate,
@@ -95,7 +95,7 @@ async def get_user(user: VisibleUser) -> User:
     "/{user_id}", response_model=AdminUserRead, responses=problem_responses(401, 403, 404, 409)
 )
 async def administer_user(
-    changes: AdminUserUpdate, _admin: SuperUser, user: ExistingUser, session: SessionDep
+    changes: AdminUserUpdate, _admin: SuperUser, user: AdministeredUser, session: SessionDep
 ) -> User:
     """Administrators only: activate or deactivate (which signs the user out), promote, demote.
 
@@ -109,6 +109,6 @@ async def administer_user(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 409),
 )
-async def delete_user(_admin: SuperUser, user: ExistingUser, session: SessionDep) -> None:
+async def delete_user(_admin: SuperUser, user: AdministeredUser, session: SessionDep) -> None:
     """Administrators only: delete the account and everything it wrote."""
     await users_service.delete(session, user)

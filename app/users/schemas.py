@@ -15,7 +15,7 @@ Username = Annotated[
 ]
 CurrentPassword = Annotated[
     str,
-    StringConstraints(max_length=PASSWORD_MAX_LENGTH),
+    StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH),
     Field(description="Required to change the password or the email."),
 ]
 Bio = Annotated[str, StringConstraints(max_length=2000), NoNul]
@@ -23,6 +23,14 @@ ImageUrl = Annotated[str, StringConstraints(max_length=2048), NoNul]
 
 
 class UserCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"username": "ann", "email": "ann@example.com", "password": "a long passphrase"}
+            ]
+        }
+    )
+
     username: Username
     email: EmailAddress
     password: NewPassword
@@ -65,6 +73,14 @@ class PublicProfile(BaseModel):
 class UserUpdate(InputModel):
     """Fields left out stay as they are; bio and image may be set to null to clear them."""
 
+    # The schema says it too, so a client that follows it is never refused for it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "dependentRequired": {"password": ["current_password"], "email": ["current_password"]},
+            "examples": [{"bio": "I write about gardens."}],
+        }
+    )
+
     username: Omittable[Username] = MISSING
     email: Omittable[EmailAddress] = MISSING
     bio: Omittable[Bio | None] = MISSING
@@ -75,11 +91,13 @@ class UserUpdate(InputModel):
     @model_validator(mode="after")
     def _require_current_password(self) -> Self:
         changes_secret = self.password is not MISSING or self.email is not MISSING
-        if changes_secret and self.current_password in (MISSING, ""):
+        if changes_secret and self.current_password is MISSING:
             raise ValueError("current_password is required to change the password or the email")
         return self
 
 
 class AdminUserUpdate(InputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"is_superuser": True}]})
+
     is_active: Omittable[bool] = MISSING
     is_superuser: Omittable[bool] = MISSING

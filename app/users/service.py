@@ -57,6 +57,14 @@ async def get(session: AsyncSession, user_id: int) -> User:
     return user
 
 
+async def get_to_change(session: AsyncSession, user_id: int) -> User:
+    """The user, locked until the unit of work ends: changes to it run one after the other."""
+    user = await repository.get_by_id_for_update(session, user_id)
+    if user is None:
+        raise UserNotFound
+    return user
+
+
 async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | None) -> User:
     user = await get(session, user_id)
     if not user.is_active and not (viewer is not None and viewer.is_superuser):

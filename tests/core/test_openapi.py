@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from app.core.config import Settings
+from app.core.text import NO_NUL, NOT_BLANK_NO_NUL
 from app.main import create_app
 from tests.conftest import Serve
 
@@ -194,3 +195,34 @@ async def test_operations_open_to_anonymous_callers_say_authentication_is_option
     }
     for name in optional:
         assert {"AccessToken": []} in operations[name]["security"], name
+
+
+async def test_the_rules_of_text_fields_are_published_as_the_patterns_that_check_them(
+    openapi: dict[str, Any],
+) -> None:
+    post = schema_of(openapi, "PostCreate")["properties"]
+    user = schema_of(openapi, "UserUpdate")["properties"]
+
+    assert post["title"]["pattern"] == NOT_BLANK_NO_NUL
+    assert post["content"]["pattern"] == NOT_BLANK_NO_NUL
+    assert post["title"]["maxLength"] == 200
+    assert [branch.get("pattern") for branch in user["bio"]["anyOf"]] == [NO_NUL, None]
+
+
+async def test_a_password_or_email_change_is_documented_to_need_the_current_password(
+    openapi: dict[str, Any],
+) -> None:
+    update = schema_of(openapi, "UserUpdate")
+
+    assert update["dependentRequired"] == {
+        "password": ["current_password"],
+        "email": ["current_password"],
+    }
+    assert update["properties"]["current_password"]["minLength"] == 1
+
+
+async def test_write_operations_come_with_an_example_the_api_accepts(
+    openapi: dict[str, Any],
+) -> None:
+    for name in ("PostCreate", "PostUpdate", "UserCreate", "UserUpdate", "AdminUserUpdate"):
+        assert schema_of(openapi, name)["examples"], name

@@ -5,13 +5,18 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Post, User
 from app.users.events import UserDeleted
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_post, make_user
-from tests.helpers import assert_problem, connections_during_hashing, count_users
+from tests.helpers import (
+    assert_problem,
+    connections_during_hashing,
+    count_users,
+    racing_an_uncommitted_change,
+)
 
 USERS = "/api/v1/users/"
 ME = "/api/v1/users/me"
@@ -1100,3 +1105,40 @@ async def test_update_me_verifies_and_hashes_passwords_with_no_transaction_open(
     assert response.status_code in {200, 403}, response.text
     assert connections
     assert set(connections) == {0}
+
+
+async def test_changing_ones_account_while_it_is_deleted_is_a_401_not_a_crash(
+    backend: str, client: httpx.AsyncClient, session: AsyncSession, database_url: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: the two cannot overlap")
+    user = await make_user(session, username="ann")
+    headers = await auth_headers(client, user)
+
+    response = await racing_an_uncommitted_change(
+        database_url,
+        delete(User).where(User.id == user.id),
+        client.patch(ME, json={"bio": "Too late."}, headers=headers),
+    )
+
+    assert_problem(response, 401, "invalid_token")
+    assert await count_users(session) == 0
+
+
+async def test_administering_a_user_while_it_is_deleted_is_a_404_not_a_crash(
+    backend: str, client: httpx.AsyncClient, session: AsyncSession, database_url: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: the two cannot overlap")
+    admin = await make_user(session, username="root", is_superuser=True)
+    target = await make_user(session, username="ann")
+    headers = await auth_headers(client, admin)
+
+    response = await racing_an_uncommitted_change(
+        database_url,
+        delete(User).where(User.id == target.id),
+        client.patch(f"{USERS}{target.id}", json={"is_active": False}, headers=headers),
+    )
+
+    assert_problem(response, 404, "user_not_found")
+    assert await count_users(session) == 1
