@@ -1,9 +1,11 @@
 """The engine, the per-request session, and what SQLite needs to behave like a real database."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import aiosqlite
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, make_url
@@ -44,7 +46,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if settings.is_sqlite:
         ensure_sqlite_directory(url)
-        engine = create_async_engine(url, echo=settings.DB_ECHO)
+        engine = create_async_engine(
+            url, echo=settings.DB_ECHO, connect_args={"async_creator_fn": _connect_aiosqlite}
+        )
         _make_sqlite_transactional(engine, busy_timeout_ms=settings.SQLITE_BUSY_TIMEOUT_MS)
     else:
         engine = create_async_engine(
@@ -74,6 +78,21 @@ def _report_failed_connections(engine: AsyncEngine) -> None:
             return dialect.connect(*cargs, **cparams)
         except Exception as exc:
             raise DatabaseUnreachable(f"cannot connect to the database: {exc}") from exc
+
+
+async def _connect_aiosqlite(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+    """aiosqlite.connect, which on failure returns only once its worker thread has stopped.
+
+    aiosqlite 0.22 merely queues that stop: when the event loop closes first (asyncio.run in the
+    CLI), the thread dies with "RuntimeError: Event loop is closed" and prints a traceback.
+    """
+    connection = aiosqlite.connect(*args, **kwargs)
+    connection._thread.daemon = True  # as SQLAlchemy does: a leaked connection must not block exit
+    try:
+        return await connection
+    except Exception:
+        await asyncio.to_thread(connection._thread.join)
+        raise
 
 
 def _make_sqlite_transactional(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
