@@ -3,7 +3,7 @@
 
     python3 run.py serve     the service on http://127.0.0.1:8000 (embedded SQLite by default)
     python3 run.py test      the whole test suite, and the coverage floor of app/ (pyproject.toml)
-    python3 run.py check     ruff (lint and format) and mypy --strict
+    python3 run.py check     ruff (lint and format), mypy --strict and the import contracts
     python3 run.py alembic upgrade head                     migrate (any Alembic command)
     python3 run.py manage create-superuser --username ...   a management command (app/cli.py)
 
@@ -93,6 +93,8 @@ def main(argv: list[str]) -> int:
         ("ruff", "check", "."),
         ("ruff", "format", "--check", "."),
         ("mypy",),
+        # The architecture's contracts, in pyproject.toml; the graph is rebuilt in under a second.
+        ("lint-imports", "--no-cache", "--no-logo"),
     ):
         code = run(uv_path, *step)
         if code:
