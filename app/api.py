@@ -4,9 +4,9 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from app.auth.router import router as auth_router
+from app.core.paths import API_V1_PREFIX
 from app.core.problem_details import ProblemDetailsRenderer, problem_responses
 from app.core.surfaces import Surface
-from app.paths import API_V1_PREFIX
 from app.posts.router import author_router as author_posts_router
 from app.posts.router import router as posts_router
 from app.users.router import router as users_router

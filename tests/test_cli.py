@@ -5,6 +5,7 @@ import getpass
 import io
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,7 @@ def test_create_superuser_reports_an_unreachable_database_without_a_traceback(
     )
     monkeypatch.setattr(cli, "get_settings", lambda: unreachable)
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{PASSWORD}\n"))
+    threads_before = set(threading.enumerate())
 
     exit_code = cli.main(CREATE_ROOT)
 
@@ -173,6 +175,9 @@ def test_create_superuser_reports_an_unreachable_database_without_a_traceback(
     assert output.out == ""
     assert output.err.startswith("Not created: the database is unavailable")
     assert "Traceback" not in output.err
+    # The failed connection's worker thread has stopped before the event loop closed: one still
+    # running would report into a closed loop, and print a traceback after the message.
+    assert set(threading.enumerate()) <= threads_before
 
 
 def test_create_superuser_migrates_an_empty_sqlite_database_outside_any_event_loop(

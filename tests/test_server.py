@@ -1,19 +1,35 @@
 """The service as people run it: `fastapi run` with several worker processes on the embedded
 SQLite default, started from nothing (no data folder, no secret, no schema)."""
 
+import itertools
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.factories import bearer
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2
+# Each new connection goes to whichever worker accepts it first: both have answered long before.
+MAX_ROUNDS = 100
+PASSWORD = "a long password"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    log: Path
 
 
 def free_port() -> int:
@@ -24,7 +40,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("server")
     port = free_port()
     environment = {
@@ -34,6 +50,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     environment["DATA_DIR"] = str(workdir / "data")
     environment["PYTHONPATH"] = str(PROJECT_ROOT)
+    # One JSON object a line, each with the pid of the process that wrote it.
+    environment["LOG_JSON"] = "true"
     fastapi_cli = Path(sys.executable).parent / "fastapi"
     # A file, not a pipe: nothing reads a pipe while tests run, and a full one stalls the server.
     output_path = workdir / "server.log"
@@ -58,47 +76,112 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while len(started_workers(output_path)) < WORKERS or not answers_health(base_url):
             if process.poll() is not None:
                 pytest.fail(f"the server exited at start-up:\n{output_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the server did not answer /health within 60 seconds")
-        yield base_url
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"the server's {WORKERS} workers did not all start within 60 seconds:\n"
+                    f"{output_path.read_text()}"
+                )
+            time.sleep(0.2)
+        yield Server(url=base_url, log=output_path)
     finally:
         process.terminate()
         process.wait(timeout=30)
         output.close()
 
 
-def test_workers_started_from_nothing_share_one_database_and_one_secret(server: str) -> None:
-    with httpx.Client(base_url=server, timeout=10) as client:
-        created = client.post(
-            "/api/v1/users/",
-            json={"username": "ann", "email": "ann@example.com", "password": "a long password"},
+def log_entries(log: Path) -> list[dict[str, Any]]:
+    """The server's structured lines so far: not uvicorn's own, nor a line still being written."""
+    *complete_lines, _rest = log.read_text(errors="replace").split("\n")
+    return [json.loads(line) for line in complete_lines if line.startswith("{")]
+
+
+def started_workers(log: Path) -> set[int]:
+    return {entry["pid"] for entry in log_entries(log) if entry["event"] == "quill.started"}
+
+
+def answers_health(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def request_pids(log: Path, request_ids: Collection[str]) -> dict[str, int]:
+    """The pid of the worker that logged each of these requests, as far as it is logged yet."""
+    return {
+        entry["request_id"]: entry["pid"]
+        for entry in log_entries(log)
+        if entry["event"] == "request" and entry.get("request_id") in request_ids
+    }
+
+
+def wait_for_request_pids(log: Path, request_ids: Collection[str]) -> dict[str, int]:
+    """A request is logged just after its response is sent, so its line may not be there yet."""
+    deadline = time.monotonic() + 10
+    while len(pids := request_pids(log, request_ids)) < len(request_ids):
+        if time.monotonic() > deadline:
+            pytest.fail(f"requests missing from the server log: {set(request_ids) - set(pids)}")
+        time.sleep(0.05)
+    return pids
+
+
+class FreshConnections:
+    """Each request on a new connection, so that the requests spread over the worker processes,
+    and with a request id of its own, to find it in the server's log."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        prefix = f"server-test-{uuid.uuid4().hex}"
+        self._ids = (f"{prefix}-{n}" for n in itertools.count())
+
+    def send(
+        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
+    ) -> tuple[httpx.Response, str]:
+        request_id = next(self._ids)
+        headers = {"X-Request-ID": request_id, **(bearer(token) if token else {})}
+        with httpx.Client(base_url=self.server.url, timeout=10) as client:
+            response = client.request(method, path, headers=headers, **kwargs)
+        assert response.headers["X-Request-ID"] == request_id
+        return response, request_id
+
+
+def test_workers_started_from_nothing_share_one_database_and_one_secret(server: Server) -> None:
+    connections = FreshConnections(server)
+    signup, signup_id = connections.send(
+        "POST",
+        "/api/v1/users/",
+        json={"username": "ann", "email": "ann@example.com", "password": PASSWORD},
+    )
+    assert signup.status_code == 201, signup.text
+
+    # Sign in and use the token, each on a new connection, until both happened in a worker other
+    # than the one before: one worker finds the account another created (one database), and
+    # accepts the token another signed (one secret).
+    rounds: list[tuple[str, str]] = []
+    pids: dict[str, int] = {}
+    for _ in range(MAX_ROUNDS):
+        login, login_id = connections.send(
+            "POST", "/api/v1/auth/token", data={"username": "ann", "password": PASSWORD}
         )
-        assert created.status_code == 201, created.text
+        assert login.status_code == 200, login.text
+        me, me_id = connections.send("GET", "/api/v1/users/me", token=login.json()["access_token"])
+        assert me.status_code == 200, me.text
+        assert me.json()["username"] == "ann"
+        rounds.append((login_id, me_id))
 
-        # New connections, so the requests spread over the worker processes: each one must
-        # accept tokens that any other signed.
-        tokens = []
-        for _ in range(4 * WORKERS):
-            with httpx.Client(base_url=server, timeout=10) as fresh:
-                response = fresh.post(
-                    "/api/v1/auth/token", data={"username": "ann", "password": "a long password"}
-                )
-                assert response.status_code == 200, response.text
-                tokens.append(response.json()["access_token"])
-        for token in tokens:
-            with httpx.Client(base_url=server, timeout=10) as fresh:
-                me = fresh.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
-                assert me.status_code == 200, me.text
-                assert me.json()["username"] == "ann"
+        pids = wait_for_request_pids(server.log, [signup_id, *itertools.chain(*rounds)])
+        found_another_workers_account = any(pids[login] != pids[signup_id] for login, _ in rounds)
+        accepted_another_workers_token = any(pids[login] != pids[me] for login, me in rounds)
+        if found_another_workers_account and accepted_another_workers_token:
+            break
+    else:
+        pytest.fail(f"{len(rounds)} rounds never crossed workers; pids seen: {set(pids.values())}")
+    assert len(set(pids.values())) >= WORKERS
 
+    with httpx.Client(base_url=server.url, timeout=10) as client:
         docs = client.get("/docs")
-        assert docs.status_code == 200
-        assert "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert docs.status_code == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in docs.text

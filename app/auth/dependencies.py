@@ -15,10 +15,10 @@ from app.auth import service as auth_service
 from app.auth.service import Authentication
 from app.core.db import SAFE_METHODS, SessionDep
 from app.core.errors import NotAuthenticated, PermissionDenied
+from app.core.paths import API_V1_PREFIX, AUTH_PREFIX, TOKEN_PATH
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
 from app.models import User
-from app.paths import API_V1_PREFIX, AUTH_PREFIX, TOKEN_PATH
 
 # A route whose caller may be anonymous says so in its OpenAPI security: `openapi_extra=` this.
 OPTIONAL_AUTHENTICATION: dict[str, Any] = {"security": [{}]}

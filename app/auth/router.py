@@ -7,8 +7,8 @@ from app.auth.dependencies import PasswordHasherDep, TokenCodecDep
 from app.auth.schemas import PasswordLoginForm, RefreshTokenIn, TokenPair
 from app.auth.service import IssuedTokens
 from app.core.db import SessionDep
+from app.core.paths import AUTH_PREFIX, TOKEN_PATH
 from app.core.problem_details import problem_responses
-from app.paths import AUTH_PREFIX, TOKEN_PATH
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 

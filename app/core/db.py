@@ -4,6 +4,7 @@
 commit, roll back and run after-commit hooks through it, the same way.
 """
 
+import asyncio
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import aiosqlite
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, UniqueConstraint, event
 from sqlalchemy import exc as sa_exc
@@ -187,7 +189,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
     # A failed statement's parameters (an email, a password hash) never reach a message or log.
     if settings.is_sqlite:
         ensure_sqlite_directory(url)
-        engine = create_async_engine(url, echo=settings.DB_ECHO, hide_parameters=True)
+        engine = create_async_engine(
+            url,
+            echo=settings.DB_ECHO,
+            hide_parameters=True,
+            connect_args={"async_creator_fn": _connect_aiosqlite},
+        )
         _make_sqlite_transactional(engine, busy_timeout_ms=settings.SQLITE_BUSY_TIMEOUT_MS)
     else:
         engine = create_async_engine(
@@ -218,6 +225,21 @@ def _report_failed_connections(engine: AsyncEngine) -> None:
             return dialect.connect(*cargs, **cparams)
         except Exception as exc:
             raise DatabaseUnreachable(f"cannot connect to the database: {exc}") from exc
+
+
+async def _connect_aiosqlite(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+    """aiosqlite.connect, which on failure returns only once its worker thread has stopped.
+
+    aiosqlite 0.22 merely queues that stop: when the event loop closes first (asyncio.run in the
+    CLI), the thread dies with "RuntimeError: Event loop is closed" and prints a traceback.
+    """
+    connection = aiosqlite.connect(*args, **kwargs)
+    connection._thread.daemon = True  # as SQLAlchemy does: a leaked connection must not block exit
+    try:
+        return await connection
+    except Exception:
+        await asyncio.to_thread(connection._thread.join)
+        raise
 
 
 def _make_sqlite_transactional(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:

@@ -1,11 +1,19 @@
 """structlog set up once: key-value lines in development, JSON lines in production."""
 
 import logging
+import os
 import sys
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from app.core.config import Settings
+
+
+def add_process_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """The pid of the process that logs: with several workers, which one served a request."""
+    event_dict["pid"] = os.getpid()
+    return event_dict
 
 
 def configure_logging(settings: Settings) -> None:
@@ -19,6 +27,7 @@ def configure_logging(settings: Settings) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_process_id,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,

@@ -4,9 +4,9 @@ from app.auth.dependencies import OPTIONAL_AUTHENTICATION, CurrentUser, Optional
 from app.core.db import SessionDep
 from app.core.ids import AuthorIdQuery
 from app.core.pagination import Page, PageDep, PageRead
+from app.core.paths import POSTS_PREFIX, USERS_PREFIX
 from app.core.problem_details import problem_responses
 from app.models import Post
-from app.paths import POSTS_PREFIX, USERS_PREFIX
 from app.posts import service as posts_service
 from app.posts.dependencies import EditablePost, ExistingPost
 from app.posts.schemas import PostCreate, PostRead, PostUpdate

@@ -9,9 +9,9 @@ from app.auth.dependencies import (
 )
 from app.core.db import SessionDep
 from app.core.pagination import Page, PageDep, PageRead
+from app.core.paths import USERS_PREFIX
 from app.core.problem_details import problem_responses
 from app.models import User
-from app.paths import USERS_PREFIX
 from app.users import service as users_service
 from app.users.dependencies import AdministeredUser, VisibleUser
 from app.users.schemas import (
