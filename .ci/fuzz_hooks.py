@@ -29,7 +29,8 @@ ADMINISTRATION = frozenset({"PATCH /api/v1/users/{user_id}", "DELETE /api/v1/use
 # Names no account has, should signing up a stand-in fail: the request then gets its 404.
 NO_SUCH_USER_ID = 2**31 - 1
 
-# The app reads the id with pydantic in lax mode, which takes " 1", "+1", "01" and "1.0" for 1.
+# Read generously (" 1", "+1", "01" and "1.0" are 1): the app refuses such ids with a 422, but
+# should that ever change, they must not reach a fuzzing identity either.
 _ROW_ID = TypeAdapter(int)
 
 

@@ -13,7 +13,6 @@ from app.users.router import router as users_router
 
 # Errors are RFC 9457 problem details; tokens come as `Authorization: Bearer <token>`.
 API_V1_SURFACE = Surface(
-    name="v1",
     prefix=API_V1_PREFIX,
     renderer=ProblemDetailsRenderer(),
     authorization_scheme="Bearer",

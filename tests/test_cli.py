@@ -11,13 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import cli
 from app.core.config import Settings
-from app.models import User
 from tests.factories import bearer, login, make_user
+from tests.helpers import usernames
 
 PASSWORD = "a superuser passphrase"
 CREATE_ROOT = [
@@ -59,12 +59,6 @@ def fresh_sqlite_settings(tmp_path: Path, **overrides: Any) -> Settings:
     )
 
 
-async def usernames(session: AsyncSession) -> list[str]:
-    names = list(await session.scalars(select(User.username).order_by(User.id)))
-    await session.commit()
-    return names
-
-
 async def test_create_superuser_makes_an_administrator_who_can_sign_in_and_list_users(
     client: httpx.AsyncClient,
     settings: Settings,
@@ -86,6 +80,7 @@ async def test_create_superuser_makes_an_administrator_who_can_sign_in_and_list_
 
 
 async def test_create_superuser_refuses_a_taken_username(
+    app: FastAPI,
     session: AsyncSession,
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
@@ -97,10 +92,11 @@ async def test_create_superuser_refuses_a_taken_username(
 
     assert exit_code != 0
     assert "username is taken" in capsys.readouterr().err
-    assert await usernames(session) == ["root"]
+    assert await usernames(app.state.database) == ["root"]
 
 
 async def test_create_superuser_refuses_a_taken_email(
+    app: FastAPI,
     session: AsyncSession,
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
@@ -112,7 +108,7 @@ async def test_create_superuser_refuses_a_taken_email(
 
     assert exit_code != 0
     assert "email address is already registered" in capsys.readouterr().err
-    assert await usernames(session) == ["first"]
+    assert await usernames(app.state.database) == ["first"]
 
 
 @pytest.mark.parametrize(
@@ -125,6 +121,7 @@ async def test_create_superuser_refuses_a_taken_email(
     ],
 )
 async def test_create_superuser_refuses_invalid_input_without_echoing_the_password(
+    app: FastAPI,
     session: AsyncSession,
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
@@ -139,7 +136,7 @@ async def test_create_superuser_refuses_invalid_input_without_echoing_the_passwo
     assert output.err.startswith("Not created:")
     assert field in output.err
     assert arguments.get("password", PASSWORD) not in output.out + output.err
-    assert await usernames(session) == []
+    assert await usernames(app.state.database) == []
 
 
 def test_create_superuser_refuses_an_unmigrated_database_with_a_message(

@@ -151,11 +151,8 @@ class Database:
                 else:
                     await _roll_back(session)
                 raise
-            except sa_exc.IntegrityError as exc:
-                await _roll_back(session)
-                raise self._translated(exc) from exc
-            except BaseException:
-                await _roll_back(session)
+            except BaseException as exc:
+                await self._abandon(session, exc)
                 raise
             else:
                 await self._commit(session)
@@ -163,17 +160,18 @@ class Database:
     async def _commit(self, session: AsyncSession) -> None:
         try:
             await session.commit()
-        except sa_exc.IntegrityError as exc:
-            await _roll_back(session)
-            raise self._translated(exc) from exc
-        except BaseException:
-            await _roll_back(session)
+        except BaseException as exc:
+            await self._abandon(session, exc)
             raise
         await run_queued(session)
 
-    def _translated(self, error: sa_exc.IntegrityError) -> Exception:
-        translated = self._constraint_errors.error_for(error) if self._constraint_errors else None
-        return translated or error
+    async def _abandon(self, session: AsyncSession, error: BaseException) -> None:
+        """Roll back after `error`; if it broke a known constraint, raise its domain error."""
+        await _roll_back(session)
+        if isinstance(error, sa_exc.IntegrityError) and self._constraint_errors is not None:
+            domain_error = self._constraint_errors.error_for(error)
+            if domain_error is not None:
+                raise domain_error from error
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -35,7 +35,6 @@ class ErrorRenderer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Surface:
-    name: str
     # "" is the root: the surface of every path no other surface claims.
     prefix: str
     renderer: ErrorRenderer

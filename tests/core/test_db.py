@@ -8,13 +8,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.db import SessionDep
+from app.core.db import Database, SessionDep
 from app.core.errors import AppError, Conflict
 from app.main import create_app
 from app.models import Post, User
 from tests.conftest import Serve
 from tests.factories import make_user
-from tests.helpers import assert_problem, new_user, usernames
+from tests.helpers import assert_problem, new_user, open_session, usernames
 
 
 class RevokedAndRefused(AppError):
@@ -188,3 +188,38 @@ async def test_a_get_that_writes_fails_and_writes_nothing(settings: Settings, se
 
     assert_problem(response, 500, "internal_error")
     assert stored == []
+
+
+async def test_a_failed_statement_never_shows_its_parameters(settings: Settings) -> None:
+    database = Database(settings)
+    try:
+        async with open_session(database) as session:
+            session.add(new_user("ann"))
+            await session.commit()
+            # The same username again: the hash in the INSERT must not come back in the message.
+            clash = new_user("ann", email="other@example.com")
+            clash.hashed_password = "$argon2id$secret-hash-of-ann"
+            session.add(clash)
+            with pytest.raises(sa_exc.IntegrityError) as failure:
+                await session.commit()
+    finally:
+        await database.dispose()
+
+    assert "secret-hash-of-ann" not in str(failure.value)
+    assert "other@example.com" not in str(failure.value)
+    assert "hidden due to hide_parameters" in str(failure.value)
+
+
+async def test_the_tests_own_session_reads_without_holding_sqlites_write_lock(
+    settings: Settings, serve: Serve
+) -> None:
+    # Short, so a lock held by the reading session would show as a 503 at once, not in 5 s.
+    app = create_app(settings.model_copy(update={"SQLITE_BUSY_TIMEOUT_MS": 100}))
+    async with serve(app) as client, open_session(app.state.database) as reader:
+        await reader.scalar(select(func.count()).select_from(User))  # a read, left open
+        response = await client.post(
+            "/api/v1/users/",
+            json={"username": "ann", "email": "ann@example.com", "password": "a long passphrase"},
+        )
+
+    assert response.status_code == 201, response.text

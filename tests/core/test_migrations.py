@@ -1,10 +1,10 @@
 import asyncio
 import fcntl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -26,10 +26,24 @@ from tests.conftest import Serve
 from tests.factories import make_post, make_user
 from tests.helpers import open_session
 
+T = TypeVar("T")
 # The advisory lock migrations/env.py takes on PostgreSQL.
 MIGRATION_LOCK_ID = 0x5155494C4C
 QUILL_TABLES = {"users", "posts", "logins", "refresh_tokens"}
 NEW_USER = {"username": "ann", "email": "ann@example.com", "password": "correct horse battery"}
+
+
+async def run_on(database_url: str, work: Callable[[Connection], T], *, commit: bool = False) -> T:
+    """`work` on a connection of its own to the database (committed if `commit`)."""
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.run_sync(work)
+            if commit:
+                await connection.commit()
+            return result
+    finally:
+        await engine.dispose()
 
 
 async def schema_differences(database_url: str, metadata: MetaData) -> list[Any]:
@@ -39,24 +53,14 @@ async def schema_differences(database_url: str, metadata: MetaData) -> list[Any]
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return list(compare_metadata(context, metadata))
 
-    engine = create_async_engine(database_url, poolclass=pool.NullPool)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(compare)
-    finally:
-        await engine.dispose()
+    return await run_on(database_url, compare)
 
 
 async def table_names(database_url: str) -> set[str]:
     def names(connection: Connection) -> set[str]:
         return set(inspect(connection).get_table_names())
 
-    engine = create_async_engine(database_url, poolclass=pool.NullPool)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(names)
-    finally:
-        await engine.dispose()
+    return await run_on(database_url, names)
 
 
 async def downgrade_to(database_url: str, revision: str) -> None:
@@ -294,12 +298,7 @@ async def rows_at_0001(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
             rows[name] = [tuple(row) for row in connection.execute(statement)]
         return rows
 
-    engine = create_async_engine(database_url, poolclass=pool.NullPool)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(read)
-    finally:
-        await engine.dispose()
+    return await run_on(database_url, read)
 
 
 async def insert_rows_at_0001(database_url: str) -> None:
@@ -311,12 +310,7 @@ async def insert_rows_at_0001(database_url: str) -> None:
             for statement in _CATCH_UP_SEQUENCES:
                 connection.execute(text(statement))
 
-    engine = create_async_engine(database_url, poolclass=pool.NullPool)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(insert)
-    finally:
-        await engine.dispose()
+    await run_on(database_url, insert, commit=True)
 
 
 async def test_upgrade_from_0001_keeps_every_row_and_never_reuses_their_ids(
@@ -357,13 +351,7 @@ async def test_upgrade_gives_existing_logins_90_days_from_their_sign_in(database
     logins = sa.table(
         "logins", sa.column("created_at", UTCDateTime()), sa.column("expires_at", UTCDateTime())
     )
-    engine = create_async_engine(database_url, poolclass=pool.NullPool)
-    try:
-        async with engine.connect() as connection:
-            rows = (
-                await connection.execute(sa.select(logins.c.created_at, logins.c.expires_at))
-            ).all()
-    finally:
-        await engine.dispose()
+    statement = sa.select(logins.c.created_at, logins.c.expires_at)
+    rows = await run_on(database_url, lambda connection: connection.execute(statement).all())
     assert len(rows) == len(ROWS_AT_0001["logins"])
     assert all(expires_at == created_at + timedelta(days=90) for created_at, expires_at in rows)

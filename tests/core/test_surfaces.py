@@ -47,7 +47,7 @@ class Echo(BaseModel):
 def two_surface_app(settings: Settings) -> FastAPI:
     app = create_app(settings)
     app.state.surfaces.register(
-        Surface(name="test", prefix=PREFIX, renderer=FieldErrors(), authorization_scheme="Token")
+        Surface(prefix=PREFIX, renderer=FieldErrors(), authorization_scheme="Token")
     )
     router = APIRouter(prefix=PREFIX)
 
