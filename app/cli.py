@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from app.constraint_errors import CONSTRAINT_ERRORS
 from app.core.config import Settings, get_settings
-from app.core.db import DATABASE_UNAVAILABLE_ERRORS, Database
+from app.core.db import Database
+from app.core.db_errors import DATABASE_UNAVAILABLE_ERRORS
 from app.core.errors import AppError
 from app.core.logging import configure_logging
 from app.core.migrations import DatabaseNotMigrated, ensure_at_head, upgrade_to_head

@@ -4,7 +4,7 @@ A service checks first and raises these itself; when two requests race past that
 constraint decides, and the loser gets the same answer.
 """
 
-from app.core.db import ConstraintErrors
+from app.core.db_errors import ConstraintErrors
 from app.models import Base
 from app.users.errors import EmailTaken, UsernameTaken
 

@@ -18,7 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Mount
 
-from app.core.db import DATABASE_UNAVAILABLE_ERRORS, describe_database_error, is_unavailable
+from app.core.db_errors import (
+    DATABASE_UNAVAILABLE_ERRORS,
+    describe_database_error,
+    is_unavailable,
+)
 from app.core.errors import (
     AppError,
     DatabaseUnavailable,
