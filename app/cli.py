@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from app.constraint_errors import CONSTRAINT_ERRORS
 from app.core.config import Settings, get_settings
 from app.core.db import Database
-from app.core.db_errors import DATABASE_UNAVAILABLE_ERRORS
+from app.core.db_errors import DATABASE_ERRORS, is_unavailable
 from app.core.errors import AppError
 from app.core.logging import configure_logging
 from app.core.migrations import DatabaseNotMigrated, ensure_at_head, upgrade_to_head
@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AppError, DatabaseNotMigrated) as exc:
         print(f"Not created: {exc}", file=sys.stderr)
         return 1
-    except DATABASE_UNAVAILABLE_ERRORS as exc:
+    except DATABASE_ERRORS as exc:
+        if not is_unavailable(exc):
+            raise
         print(f"Not created: the database is unavailable ({exc}).", file=sys.stderr)
         return 1
     print(f"Created superuser {args.username!r} (id {user_id}).")

@@ -80,23 +80,50 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     return body
 
 
-def connections_during_hashing(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """From now on, each password hash or verification the app computes records how many
-    connections its database pool had checked out at that moment (0: no transaction open)."""
+def on_hashing(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch, callback: Callable[[], Awaitable[None]]
+) -> None:
+    """From now on, each password hash or verification the app computes first awaits
+    `callback`: what happens while a request hashes, with no transaction open."""
     hasher: PasswordHasher = app.state.password_hasher
+
+    def preceded(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def run(*args: Any) -> Any:
+            await callback()
+            return await method(*args)
+
+        return run
+
+    monkeypatch.setattr(hasher, "hash", preceded(hasher.hash))
+    monkeypatch.setattr(hasher, "verify", preceded(hasher.verify))
+
+
+def connections_during_hashing(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many connections the app's pool had checked out at each hash or verification it
+    computes from now on (0: no transaction open)."""
     pool = app.state.database.engine.pool
     seen: list[int] = []
 
-    def recording(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def record(*args: Any) -> Any:
-            seen.append(pool.checkedout())
-            return await method(*args)
+    async def record() -> None:
+        seen.append(pool.checkedout())
 
-        return record
-
-    monkeypatch.setattr(hasher, "hash", recording(hasher.hash))
-    monkeypatch.setattr(hasher, "verify", recording(hasher.verify))
+    on_hashing(app, monkeypatch, record)
     return seen
+
+
+def committing_once(database: Database, statement: Executable) -> Callable[[], Awaitable[None]]:
+    """A callback that, the first time it runs, executes and commits `statement` on its own."""
+    done = False
+
+    async def change() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            async with open_session(database) as session:
+                await session.execute(statement)
+                await session.commit()
+
+    return change
 
 
 async def racing_an_uncommitted_change(

@@ -46,12 +46,12 @@ class AccessToken(OAuth2PasswordBearer):
 access_token = AccessToken(tokenUrl=f"{API_V1_PREFIX}{AUTH_PREFIX}{TOKEN_PATH}", auto_error=False)
 
 
-def get_token_codec(request: Request) -> TokenCodec:
+async def get_token_codec(request: Request) -> TokenCodec:
     codec: TokenCodec = request.app.state.token_codec
     return codec
 
 
-def get_password_hasher(request: Request) -> PasswordHasher:
+async def get_password_hasher(request: Request) -> PasswordHasher:
     hasher: PasswordHasher = request.app.state.password_hasher
     return hasher
 

@@ -7,10 +7,15 @@ from app.models import Login, RefreshToken, User
 from app.models.user import username_key
 
 
-async def get_user_by_username_or_email(session: AsyncSession, name: str) -> User | None:
+async def get_user_by_username_or_email(
+    session: AsyncSession, name: str, *, lock: bool = False
+) -> User | None:
+    """`lock` reads the row afresh and locks it until the transaction ends."""
     # Emails are stored lowercased, so the username's key finds them too.
     key = username_key(name.strip())
     statement = select(User).where(or_(User.username_key == key, User.email == key))
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return await session.scalar(statement)
 
 
@@ -25,20 +30,20 @@ def _active_login_of(*, user_id: int, login_id: str, now: datetime) -> ColumnEle
 
 
 async def get_user_of_active_login(
-    session: AsyncSession, *, user_id: int, login_id: str, now: datetime, for_update: bool
+    session: AsyncSession, *, user_id: int, login_id: str, now: datetime, lock: bool
 ) -> User | None:
     """The user, if active and still signed in through that login: one query per request.
 
-    `for_update` locks the user's row until the transaction ends, so a request that changes
-    things on the user's behalf and a deletion of the user run one after the other.
+    `lock` reads the user's row afresh and locks it until the transaction ends, so a request that
+    changes things on the user's behalf and a deletion of the user run one after the other.
     """
     statement = (
         select(User)
         .join(Login, Login.user_id == User.id)
         .where(_active_login_of(user_id=user_id, login_id=login_id, now=now))
     )
-    if for_update:
-        statement = statement.with_for_update(of=User)
+    if lock:
+        statement = statement.with_for_update(of=User).execution_options(populate_existing=True)
     return await session.scalar(statement)
 
 

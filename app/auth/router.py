@@ -13,7 +13,7 @@ from app.core.problem_details import problem_responses
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 
-def no_store(response: Response) -> None:
+async def no_store(response: Response) -> None:
     """Tokens must not be kept by any cache on the way."""
     response.headers["Cache-Control"] = "no-store"
 

@@ -63,8 +63,14 @@ async def login(
     It runs outside any transaction: read the user, verify, then write the login.
     """
     user = await repository.get_user_by_username_or_email(session, username_or_email)
+    verified_hash = user.hashed_password if user else None
     async with outside_transaction(session):
-        valid, new_hash = await hasher.verify(password, user.hashed_password if user else None)
+        valid, new_hash = await hasher.verify(password, verified_hash)
+    if user is not None and valid and user.is_active:
+        # The transaction ended for the hashing: the account may have been deleted, deactivated
+        # or given a new password meanwhile. Read it again, locked, before signing it in.
+        user = await repository.get_user_by_username_or_email(session, username_or_email, lock=True)
+        valid = user is not None and user.hashed_password == verified_hash
     if user is None or not valid or not user.is_active:
         log.info("auth.login_failed", user_id=user.id if user else None)
         raise InvalidCredentials
@@ -136,11 +142,22 @@ async def authenticate(
         user_id=claims.user_id,
         login_id=claims.session_id,
         now=datetime.now(UTC),
-        for_update=for_update,
+        lock=for_update,
     )
     if user is None:
         raise InvalidToken
     return Authentication(user=user, login_id=claims.session_id)
+
+
+async def lock_caller_again(session: AsyncSession, caller: Authentication) -> User:
+    """The caller's user read afresh and locked, after work outside the transaction (which
+    released the lock taken at authentication); InvalidToken if the login or the user ended."""
+    user = await repository.get_user_of_active_login(
+        session, user_id=caller.user.id, login_id=caller.login_id, now=datetime.now(UTC), lock=True
+    )
+    if user is None:
+        raise InvalidToken
+    return user
 
 
 async def end_logins(

@@ -6,6 +6,7 @@ cache with the old row, and a request that rolls back would already have told th
 
 import inspect
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,4 +42,13 @@ async def run_queued(session: AsyncSession) -> None:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            log.exception("db.after_commit_failed", callback=getattr(callback, "__qualname__", ""))
+            log.exception("db.after_commit_failed", callback=_name_of(callback))
+
+
+def _name_of(callback: AfterCommit) -> str:
+    # An event's listener is queued as partial(listener, event): name both.
+    if isinstance(callback, partial):
+        return (
+            f"{_name_of(callback.func)}({', '.join(type(arg).__name__ for arg in callback.args)})"
+        )
+    return getattr(callback, "__qualname__", repr(callback))

@@ -25,7 +25,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.core.after_commit import discard_queued, has_queued, run_queued
 from app.core.config import Settings
-from app.core.db_errors import ConstraintErrors
+from app.core.db_errors import ConstraintErrors, DatabaseUnreachable
 from app.core.errors import AppError
 from app.core.events import EventBus
 
@@ -38,10 +38,6 @@ SQLITE_BEGIN_OPTION = "quill_sqlite_begin"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _WROTE = "quill.wrote"
-
-
-class DatabaseUnreachable(ConnectionError):
-    """No new connection to the database could be opened: it is down, unreachable or refusing."""
 
 
 class _Session(Session):
@@ -72,7 +68,8 @@ async def outside_transaction(session: AsyncSession) -> AsyncIterator[None]:
     A transaction held across it would hold a pooled connection, and on SQLite the write lock,
     for tens of milliseconds per request. Only a unit of work that has not written yet may do
     this: its transaction, which has only read, ends (what it loaded stays loaded), and the next
-    statement begins a new one.
+    statement begins a new one. Its row locks end too: afterwards, read again (locked) whatever
+    the writes rely on, and check that it has not changed meanwhile.
     """
     if session.new or session.dirty or session.deleted or session.info.get(_WROTE):
         raise RuntimeError("outside_transaction() after the unit of work has changed something")
@@ -98,7 +95,10 @@ class Database:
         )
         read_only_options: dict[str, Any] = {READ_ONLY_OPTION: True}
         if not settings.is_sqlite:
+            # One snapshot for the whole read, as SQLite's read transaction has: a page and its
+            # total count agree. A read-only REPEATABLE READ transaction never fails to serialize.
             read_only_options["postgresql_readonly"] = True
+            read_only_options["isolation_level"] = "REPEATABLE READ"
         self._read_only_session_factory = async_sessionmaker(
             self.engine.execution_options(**read_only_options),
             expire_on_commit=False,

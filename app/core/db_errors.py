@@ -10,14 +10,32 @@ from sqlalchemy import exc as sa_exc
 
 from app.core.errors import AppError
 
-# Errors that mean "the database cannot serve now", not "this request is wrong".
-DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    ConnectionError,
-    TimeoutError,
+
+class DatabaseUnreachable(ConnectionError):
+    """No new connection to the database could be opened: it is down, unreachable or refusing."""
+
+
+# Every error the database layer raises: each is either "try again" (is_unavailable) or a bug.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,  # no pooled connection came free in time
+    DatabaseUnreachable,
 )
+
+# "Try again", by the code the database gives: SQLite's error names, PostgreSQL's SQLSTATEs
+# (classes 08 connection, 53 resources, 57P shutdown; a deadlock or serialization victim; a
+# lock not available). Anything else, such as "no such column", is a bug.
+_TRANSIENT_SQLITE_ERRORS = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_NOMEM",
+    "SQLITE_PROTOCOL",
+)
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57P")
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
 
 class ConstraintErrors:
@@ -28,6 +46,10 @@ class ConstraintErrors:
     """
 
     def __init__(self, metadata: MetaData, errors: dict[str, type[AppError]]) -> None:
+        known = {c.name for table in metadata.tables.values() for c in table.constraints}
+        if unknown := set(errors) - known:
+            # A renamed constraint would otherwise turn its races into 500s, silently.
+            raise ValueError(f"no such constraints in the models: {sorted(unknown)}")
         self._metadata = metadata
         self._errors = errors
 
@@ -65,12 +87,17 @@ def violated_constraint(error: sa_exc.IntegrityError, metadata: MetaData) -> str
 
 
 def is_unavailable(error: Exception) -> bool:
-    """Whether an error of DATABASE_UNAVAILABLE_ERRORS means "try again", not a bug.
-
-    A write to a SQLite read-only transaction is an OperationalError too, but it is a bug.
-    """
+    """Whether a database error means "the database cannot serve now: try again", not a bug."""
+    if isinstance(error, (sa_exc.TimeoutError, DatabaseUnreachable)):
+        return True
     driver = _driver_error(error)
-    return getattr(driver, "sqlite_errorname", None) != "SQLITE_READONLY"
+    if isinstance(driver, sqlite3.Error):
+        return getattr(driver, "sqlite_errorname", "").startswith(_TRANSIENT_SQLITE_ERRORS)
+    sqlstate = getattr(driver, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+    # No code to go by: the connection itself failed (closed, reset) rather than a statement.
+    return isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError))
 
 
 def describe_database_error(error: Exception) -> dict[str, Any]:

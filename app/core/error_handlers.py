@@ -13,13 +13,12 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Mount
 
 from app.core.db_errors import (
-    DATABASE_UNAVAILABLE_ERRORS,
+    DATABASE_ERRORS,
     describe_database_error,
     is_unavailable,
 )
@@ -80,10 +79,10 @@ def as_app_error(request: Request, exc: Exception, *, retry_after_seconds: int) 
         return _invalid_request(exc)
     if isinstance(exc, StarletteHTTPException):
         return _http_error(request, exc)
-    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS) and is_unavailable(exc):
+    if isinstance(exc, DATABASE_ERRORS) and is_unavailable(exc):
         log.warning("db.unavailable", **describe_database_error(exc))
         return DatabaseUnavailable(retry_after_seconds=retry_after_seconds)
-    if isinstance(exc, sa_exc.DBAPIError):
+    if isinstance(exc, DATABASE_ERRORS):
         # The driver's message may quote the row (PostgreSQL's "Failing row contains ..."), so
         # only its kind, its constraint and the stack are logged.
         log.error(
@@ -151,7 +150,6 @@ def install_error_handlers(app: FastAPI, surfaces: Surfaces, *, retry_after_seco
         AppError,
         StarletteHTTPException,
         RequestValidationError,
-        sa_exc.DBAPIError,
-        *DATABASE_UNAVAILABLE_ERRORS,
+        *DATABASE_ERRORS,
     ):
         app.add_exception_handler(error_class, handle)

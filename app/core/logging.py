@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+from typing import Any
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
@@ -33,9 +34,15 @@ def configure_logging(settings: Settings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     # RequestContextMiddleware logs every request once, with its request id; uvicorn's own
     # access line would be a second, poorer copy.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # The stderr of the moment of writing, not of configuring: whoever replaced it since (a test
+    # capturing output, a supervisor) gets the lines, and a closed stream is never written to.
+    return structlog.PrintLogger(file=sys.stderr)

@@ -29,7 +29,7 @@ class PageRequest:
     offset: int
 
 
-def page_request(
+async def page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE), CanonicalDecimal] = DEFAULT_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET), CanonicalDecimal] = 0,
 ) -> PageRequest:

@@ -41,12 +41,17 @@ class ProblemDetails(BaseModel):
     )
 
 
+_MEMBERS = frozenset(ProblemDetails.model_fields)
+
+
 class ProblemDetailsRenderer:
     media_type = PROBLEM_MEDIA_TYPE
 
     def body(self, error: AppError, request_id: str | None) -> dict[str, Any]:
+        # Extra members never stand in for the standard ones, set or not.
+        extra = {key: value for key, value in error.extra.items() if key not in _MEMBERS}
         problem: dict[str, Any] = {
-            **error.extra,
+            **extra,
             "type": f"{PROBLEM_TYPE_PREFIX}{error.code}",
             "title": HTTPStatus(error.status_code).phrase,
             "status": error.status_code,

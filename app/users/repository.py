@@ -47,6 +47,7 @@ async def lock_active_superuser_ids(session: AsyncSession) -> list[int]:
     statement = (
         select(User.id)
         .where(User.is_superuser.is_(True), User.is_active.is_(True))
+        .order_by(User.id)  # every locker takes them in one order
         .with_for_update()
     )
     return list(await session.scalars(statement))

@@ -82,13 +82,18 @@ async def update_own_account(
     user = caller.user
     new_hash = None
     if changes.password is not MISSING or changes.email is not MISSING:
+        verified_hash = user.hashed_password
         async with outside_transaction(session):
             # The schema has made sure current_password comes with either.
-            valid, _ = await hasher.verify(str(changes.current_password), user.hashed_password)
+            valid, _ = await hasher.verify(str(changes.current_password), verified_hash)
             if not valid:
                 raise WrongCurrentPassword
             if changes.password is not MISSING:
                 new_hash = await hasher.hash(changes.password)
+        # The account may have been deleted, or given another password, while we hashed.
+        user = await auth_service.lock_caller_again(session, caller)
+        if user.hashed_password != verified_hash:
+            raise WrongCurrentPassword
     fields = changes.model_dump(exclude_unset=True, exclude={"password", "current_password"})
     await _ensure_available(
         session, username=fields.get("username"), email=fields.get("email"), exclude_id=user.id

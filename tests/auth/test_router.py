@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic import SecretStr
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
@@ -23,7 +23,13 @@ from app.main import create_app
 from app.models import Login, RefreshToken, User
 from tests.conftest import Serve
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_user
-from tests.helpers import connections_during_hashing, count_rows, open_session
+from tests.helpers import (
+    committing_once,
+    connections_during_hashing,
+    count_rows,
+    on_hashing,
+    open_session,
+)
 
 TOKEN_URL = "/api/v1/auth/token"
 REFRESH_URL = "/api/v1/auth/refresh"
@@ -889,3 +895,32 @@ async def test_password_change_keeps_this_login_and_ends_every_other(
     assert (
         await me(client, (await login(client, "ann", new_password))["access_token"])
     ).status_code == 200
+
+
+async def test_a_login_whose_account_is_deleted_while_the_password_is_checked_fails_cleanly(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await make_user(session, username="ann")
+    on_hashing(
+        app,
+        monkeypatch,
+        committing_once(app.state.database, delete(User).where(User.id == user.id)),
+    )
+
+    response = await client.post(TOKEN_URL, data={"username": "ann", "password": DEFAULT_PASSWORD})
+
+    assert_unauthorized(response, code="invalid_credentials")
+    assert await count_rows(session, select(func.count()).select_from(Login)) == 0
+
+
+async def test_a_login_with_a_password_replaced_while_it_is_checked_fails(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await make_user(session, username="ann")
+    replaced = update(User).where(User.id == user.id).values(hashed_password="another-hash")
+    on_hashing(app, monkeypatch, committing_once(app.state.database, replaced))
+
+    response = await client.post(TOKEN_URL, data={"username": "ann", "password": DEFAULT_PASSWORD})
+
+    assert_unauthorized(response, code="invalid_credentials")
+    assert await count_rows(session, select(func.count()).select_from(Login)) == 0

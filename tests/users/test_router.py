@@ -5,7 +5,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Post, User
@@ -13,8 +13,10 @@ from app.users.events import UserDeleted
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_post, make_user
 from tests.helpers import (
     assert_problem,
+    committing_once,
     connections_during_hashing,
     count_users,
+    on_hashing,
     racing_an_uncommitted_change,
 )
 
@@ -1142,3 +1144,40 @@ async def test_administering_a_user_while_it_is_deleted_is_a_404_not_a_crash(
 
     assert_problem(response, 404, "user_not_found")
     assert await count_users(session) == 1
+
+
+async def test_a_password_change_whose_account_is_deleted_while_hashing_fails_cleanly(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await make_user(session, username="ann")
+    headers = await auth_headers(client, user)
+    on_hashing(
+        app,
+        monkeypatch,
+        committing_once(app.state.database, delete(User).where(User.id == user.id)),
+    )
+
+    response = await client.patch(
+        ME, json={"password": NEW_PASSWORD, "current_password": DEFAULT_PASSWORD}, headers=headers
+    )
+
+    assert_problem(response, 401, "invalid_token")
+    assert await count_users(session) == 0
+
+
+async def test_an_email_change_checked_against_a_password_replaced_meanwhile_is_refused(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await make_user(session, username="ann")
+    headers = await auth_headers(client, user)
+    replaced = update(User).where(User.id == user.id).values(hashed_password="another-hash")
+    on_hashing(app, monkeypatch, committing_once(app.state.database, replaced))
+
+    response = await client.patch(
+        ME, json={"email": "new@example.com", "current_password": DEFAULT_PASSWORD}, headers=headers
+    )
+
+    assert_problem(response, 403, "wrong_current_password")
+    stored = await stored_user(session, user.id)
+    assert stored is not None
+    assert stored.email == "ann@example.com"
