@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.config import Settings
+from app.core.db import Database
 from app.core.migrations import upgrade_to_head
 from app.main import create_app
 from tests.helpers import open_session
@@ -180,3 +181,35 @@ def serve() -> Serve:
     For an app of the test's own making (other settings, extra routes, added before).
     """
     return _serve
+
+
+@pytest.fixture
+async def database_down(
+    app: FastAPI, settings: Settings, backend: str, tmp_path: Path
+) -> AsyncIterator[None]:
+    """The database goes away after start-up: every session now comes from one nobody can reach.
+
+    The app's lifespan succeeded against the test's database; every request's session comes from
+    `app.state.database`, which now names a folder (SQLite) or a closed port (PostgreSQL).
+    """
+    if backend == "sqlite":
+        directory = tmp_path / "not-a-database-file"
+        directory.mkdir()
+        unreachable = f"sqlite+aiosqlite:///{directory}"
+    else:
+        unreachable = "postgresql+asyncpg://postgres@127.0.0.1:1/quill"
+    started_with = app.state.database
+    down = Database(settings.model_copy(update={"DATABASE_URL": unreachable}))
+    app.state.database = down
+    try:
+        yield
+    finally:
+        app.state.database = started_with
+        await down.dispose()
+
+
+@pytest.fixture
+def postgresql_only(backend: str) -> None:
+    """For what only PostgreSQL can do: two writers at once (SQLite runs one at a time)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: two writers cannot overlap there")

@@ -35,7 +35,8 @@ SEED = 20251201
 PASSWORD = secrets.token_urlsafe(16)
 _administrators = itertools.count(1)
 
-DATA_DIR = Path(tempfile.mkdtemp(prefix="quill-contract-"))
+# Named, not made: the app creates it when it starts, and the fixture that starts it removes it.
+DATA_DIR = Path(tempfile.gettempdir()) / f"quill-contract-{secrets.token_hex(8)}"
 SETTINGS = Settings(
     ENVIRONMENT="test",
     DATABASE_URL=f"sqlite+aiosqlite:///{DATA_DIR / 'quill.db'}",

@@ -27,7 +27,6 @@ class IssuedTokens:
     refresh_token: str
     issued_at: datetime
     access_expires_at: datetime
-    refresh_expires_at: datetime
 
     @property
     def expires_in(self) -> int:
@@ -216,5 +215,4 @@ def _issue_tokens(
         refresh_token=refresh_token.token,
         issued_at=access.claims.issued_at,
         access_expires_at=access.claims.expires_at,
-        refresh_expires_at=refresh_token.claims.expires_at,
     )

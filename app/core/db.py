@@ -1,7 +1,7 @@
 """The engine, the unit of work, and what SQLite needs to behave like a real database.
 
-`Database.transaction()` is the one unit of work: the request dependency, the CLI and workers all
-commit, roll back and run after-commit hooks through it, the same way.
+`Database.transaction()` is the one unit of work: the request dependency and the CLI (and the mail
+worker to come) commit, roll back and run after-commit hooks through it, the same way.
 """
 
 import asyncio
@@ -249,7 +249,7 @@ def get_database(request: Request) -> Database:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work; read-only for GET and HEAD."""
+    """The request's unit of work; read-only for GET, HEAD and OPTIONS."""
     database = get_database(request)
     async with database.transaction(read_only=request.method in SAFE_METHODS) as session:
         yield session

@@ -42,7 +42,7 @@ _CODES_BY_STATUS: dict[int, str] = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def code_for_status(status: int) -> str:
@@ -127,7 +127,7 @@ def allowed_methods(request: Request) -> list[str]:
     routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
     root_path = request.scope.get("app_root_path", request.scope.get("root_path", ""))
     allowed = []
-    for method in _HTTP_METHODS:
+    for method in HTTP_METHODS:
         probe = {
             "type": "http",
             "method": method,

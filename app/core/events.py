@@ -1,8 +1,9 @@
 """Domain events: what a unit of work did, told to its listeners once it has committed.
 
 Services publish (`publish(session, PostChanged(post_id=7))`) without knowing who listens; the
-app subscribes at start-up (the response cache, the mail dispatcher). Events of a unit of work
-that rolls back are never delivered.
+app subscribes at start-up through `Database.events`. Nothing listens yet: the response cache and
+the mail dispatcher of the next issues will. Events of a unit of work that rolls back are never
+delivered.
 """
 
 from collections import defaultdict

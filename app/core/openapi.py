@@ -5,15 +5,15 @@ replaces that, in its own operations only, with its renderer's schema. Everythin
 takes from the app (tags, servers, description, webhooks...) is left as it made it.
 """
 
-import json
 from typing import Any
 
 from fastapi import FastAPI
 
+from app.core.error_handlers import HTTP_METHODS
 from app.core.surfaces import Surface, Surfaces
 
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
-_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+_HTTP_METHODS = {method.lower() for method in HTTP_METHODS} | {"trace"}
 
 
 def install_openapi(app: FastAPI, surfaces: Surfaces) -> None:
@@ -47,12 +47,7 @@ def _document_errors(schema: dict[str, Any], surfaces: Surfaces, surface: Surfac
 
 
 def _drop_fastapi_validation_schemas(schema: dict[str, Any]) -> None:
-    """Once no operation refers to FastAPI's validation error schemas, they only mislead."""
+    """Every surface has replaced FastAPI's 422 body with its own: its schemas would mislead."""
     components = schema.get("components", {}).get("schemas", {})
-    others = dict(components)
     for name in _FASTAPI_VALIDATION_SCHEMAS:
-        others.pop(name, None)
-    rest = json.dumps([schema.get("paths", {}), schema.get("webhooks", {}), others])
-    if not any(f'"#/components/schemas/{name}"' in rest for name in _FASTAPI_VALIDATION_SCHEMAS):
-        for name in _FASTAPI_VALIDATION_SCHEMAS:
-            components.pop(name, None)
+        components.pop(name, None)

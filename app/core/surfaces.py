@@ -2,8 +2,9 @@
 
 A surface is a path prefix with its own wire conventions: how an error looks and how it is
 documented, and which word precedes the access token in `Authorization`. Error handling, the
-middleware's last-resort 500, token extraction and the OpenAPI document all ask one registry which
-surface a path belongs to, so none of them hard-codes a format.
+middleware's last-resort 500, token extraction and the OpenAPI rewrite ask one registry which
+surface a path belongs to, so none of them hard-codes a format; a surface's own routers document
+their errors with its renderer's responses (`problem_responses` on /api/v1).
 """
 
 from collections.abc import Iterator, Mapping

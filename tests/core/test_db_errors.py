@@ -49,11 +49,10 @@ async def test_a_timeout_that_is_not_the_databases_is_no_database_unavailable(
     assert_problem(response, 500, "internal_error")
 
 
+@pytest.mark.usefixtures("postgresql_only")
 async def test_a_deadlock_victim_is_told_to_try_again(
-    backend: str, database_url: str, session: AsyncSession
+    database_url: str, session: AsyncSession
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: it cannot deadlock")
     first, second = await make_user(session, username="ann"), await make_user(session)
     engine = create_async_engine(database_url)
     lock = "UPDATE users SET bio = 'x' WHERE id = :id"

@@ -221,7 +221,7 @@ async def test_a_password_or_email_change_is_documented_to_need_the_current_pass
     assert update["properties"]["current_password"]["minLength"] == 1
 
 
-async def test_write_operations_come_with_an_example_the_api_accepts(
+async def test_write_operations_come_with_examples_for_the_fuzzers_examples_phase(
     openapi: dict[str, Any],
 ) -> None:
     for name in ("PostCreate", "PostUpdate", "UserCreate", "UserUpdate", "AdminUserUpdate"):

@@ -779,11 +779,10 @@ async def test_a_stored_timestamp_is_answered_exactly_in_utc(
     assert response.json()["created_at"].startswith("2024-07-01T12:30:05.123456")
 
 
+@pytest.mark.usefixtures("postgresql_only")
 async def test_an_edit_racing_the_posts_deletion_waits_for_it_and_finds_it_gone(
-    backend: str, client: httpx.AsyncClient, session: AsyncSession, database_url: str
+    client: httpx.AsyncClient, session: AsyncSession, database_url: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: the two cannot overlap")
     author = await make_user(session, username="ann")
     post = await make_post(session, author)
     headers = await auth_headers(client, author)
@@ -798,11 +797,10 @@ async def test_an_edit_racing_the_posts_deletion_waits_for_it_and_finds_it_gone(
     assert await count_posts(session) == 0
 
 
+@pytest.mark.usefixtures("postgresql_only")
 async def test_writing_a_post_while_its_author_is_deleted_is_a_401_not_a_crash(
-    backend: str, client: httpx.AsyncClient, session: AsyncSession, database_url: str
+    client: httpx.AsyncClient, session: AsyncSession, database_url: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: the two cannot overlap")
     author = await make_user(session, username="ann")
     headers = await auth_headers(client, author)
 
