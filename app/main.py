@@ -17,6 +17,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
+from app.core.redis import RedisLink
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
 from app.health import router as health_router
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await database.dispose()
+            if redis is not None:
+                await redis.close()
 
     app = FastAPI(
         title="Quill",
@@ -56,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.surfaces = surfaces
     app.state.password_hasher = PasswordHasher(settings)
     app.state.token_codec = TokenCodec(settings)
+    # One pool for the process, shared by the cache and the rate limits; None without REDIS_URL.
+    redis = RedisLink(settings) if settings.REDIS_URL else None
+    app.state.redis = redis
 
     install_error_handlers(app, surfaces, retry_after_seconds=settings.RETRY_AFTER_SECONDS)
     install_openapi(app, surfaces)

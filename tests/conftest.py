@@ -20,7 +20,7 @@ os.environ["PASSWORD_HASH_PARALLELISM"] = "1"
 import itertools
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -36,8 +37,11 @@ from app.core.db import Database
 from app.core.migrations import upgrade_to_head
 from app.main import create_app
 from tests.helpers import open_session
+from tests.redis_server import RedisServer, require_redis_server
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+# With PostgreSQL, the suite runs on PostgreSQL + Redis, as production does.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
 _database_numbers = itertools.count()
 
@@ -126,11 +130,48 @@ async def database_url(
     await postgres.drop(name)
 
 
+@pytest.fixture(scope="session")
+async def redis_url(backend: str) -> AsyncIterator[str]:
+    """TEST_REDIS_URL on the PostgreSQL pass, when set; empty (no Redis) otherwise."""
+    if backend != "postgresql" or not TEST_REDIS_URL:
+        yield ""
+        return
+    client = Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        # Set but unreachable is a failure, not a skip.
+        await client.ping()
+    except Exception as exc:
+        pytest.fail(f"TEST_REDIS_URL is set but Redis cannot be reached: {exc}")
+    finally:
+        await client.aclose()
+    yield TEST_REDIS_URL
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A started redis-server of this test's own, which the test may stop and start again."""
+    require_redis_server()
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_key_prefix() -> str:
+    """A prefix of this test's own: tests share one Redis and never see each other's keys."""
+    return f"quill-test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, redis_key_prefix: str, tmp_path: Path) -> Settings:
     return Settings(
         ENVIRONMENT="test",
         DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=redis_key_prefix,
         AUTO_MIGRATE=False,
         DATA_DIR=tmp_path / "data",
         SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",

@@ -7,8 +7,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
 
+import limits
 import structlog
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,23 @@ class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
     TEST = "test"
+
+
+class CacheBackend(StrEnum):
+    OFF = "off"
+    MEMORY = "memory"
+    REDIS = "redis"
+
+
+def _parse_rate_limit(text: str) -> str:
+    try:
+        limits.parse(text)
+    except ValueError:
+        raise ValueError("is not a rate limit such as '600/minute' or '10/15 minutes'") from None
+    return text
+
+
+RateLimitText = Annotated[str, AfterValidator(_parse_rate_limit)]
 
 
 class Settings(BaseSettings):
@@ -64,6 +82,51 @@ class Settings(BaseSettings):
     LOG_JSON: bool | None = None
     RETRY_AFTER_SECONDS: Annotated[int, Field(ge=1)] = 5
 
+    # Redis: the shared response cache and rate limits. Empty means none: limits live in each
+    # process, and the cache is off unless CACHE_BACKEND=memory. Not in repr: it may hold a
+    # password.
+    REDIS_URL: Annotated[str, Field(repr=False)] = ""
+    # Every key Quill writes starts with this, so several deployments (or tests) share one Redis.
+    REDIS_KEY_PREFIX: str = "quill:"
+    # Short: a Redis that stops answering costs a request this long at most, once; then Redis is
+    # skipped for REDIS_RETRY_SECONDS before it is tried again.
+    REDIS_SOCKET_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = 0.25
+    REDIS_RETRY_SECONDS: Annotated[float, Field(gt=0)] = 2.0
+    REDIS_MAX_CONNECTIONS: Annotated[int, Field(ge=1)] = 50
+
+    # None: Redis when REDIS_URL is set, else off. "memory" is for one process only: several
+    # workers with private caches would serve each other's stale reads.
+    CACHE_BACKEND: CacheBackend | None = None
+    CACHE_TTL_SECONDS: Annotated[int, Field(ge=1)] = 300
+    CACHE_MEMORY_MAX_ENTRIES: Annotated[int, Field(ge=1)] = 10_000
+
+    # Rate limits, in the `limits` syntax ("10/15 minutes"). Benchmarks and fuzzing raise them.
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_DEFAULT: RateLimitText = "600/minute"
+    RATE_LIMIT_LOGIN_ACCOUNT: RateLimitText = "10/15 minutes"
+    RATE_LIMIT_LOGIN_ADDRESS: RateLimitText = "30/minute"
+    RATE_LIMIT_REGISTER_ADDRESS: RateLimitText = "60/hour"
+    # How many worker processes serve this app (the variable uvicorn and gunicorn read too): the
+    # general limit is kept per process, each allowing its share of RATE_LIMIT_DEFAULT.
+    WEB_CONCURRENCY: Annotated[int, Field(ge=1)] = 1
+
+    # HTTP hygiene.
+    CORS_ORIGINS: list[str] = []
+    # Host names this service answers to; enforced in production, or anywhere once set.
+    ALLOWED_HOSTS: list[str] = ["localhost", "127.0.0.1"]
+    # Where clients reach Quill ("https://api.example.com"): absolute links are built from it,
+    # never from the Host header. Empty: Quill writes relative links.
+    PUBLIC_BASE_URL: str = ""
+    MAX_REQUEST_BODY_BYTES: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    # Who may read /metrics (addresses or networks); empty means anyone who reaches it.
+    METRICS_ALLOWED_IPS: list[str] = []
+
+    @model_validator(mode="after")
+    def _require_redis_for_redis_cache(self) -> Self:
+        if self.CACHE_BACKEND is CacheBackend.REDIS and not self.REDIS_URL:
+            raise ValueError("CACHE_BACKEND=redis needs REDIS_URL")
+        return self
+
     @model_validator(mode="after")
     def _require_production_secrets(self) -> Self:
         if self.ENVIRONMENT is not Environment.PRODUCTION:
@@ -81,6 +144,19 @@ class Settings(BaseSettings):
         if self.DATABASE_URL:
             return self.DATABASE_URL
         return f"sqlite+aiosqlite:///{self.DATA_DIR / 'quill.db'}"
+
+    @property
+    def cache_backend(self) -> CacheBackend:
+        if self.CACHE_BACKEND is not None:
+            return self.CACHE_BACKEND
+        return CacheBackend.REDIS if self.REDIS_URL else CacheBackend.OFF
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """The Host values accepted: ALLOWED_HOSTS in production or once set, else any."""
+        if self.ENVIRONMENT is Environment.PRODUCTION or "ALLOWED_HOSTS" in self.model_fields_set:
+            return self.ALLOWED_HOSTS
+        return ["*"]
 
     @property
     def is_sqlite(self) -> bool:
