@@ -8,7 +8,9 @@ import structlog
 from fastapi import FastAPI
 
 from app.api import API_V1_SURFACE, api_router
+from app.cached_reads import CACHED_READS, invalidate_on_commit
 from app.constraint_errors import CONSTRAINT_ERRORS
+from app.core.cache import build_cache_store
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.docs import install_docs
@@ -18,6 +20,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
 from app.core.redis import RedisLink
+from app.core.response_cache import ResponseCacheMiddleware
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
 from app.health import router as health_router
@@ -39,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings, CONSTRAINT_ERRORS)
         try:
             await ensure_at_head(database.engine)
+            if cache_store is not None:
+                invalidate_on_commit(database.events, cache_store)
             app.state.database = database
             log.info("quill.started", environment=settings.ENVIRONMENT.value)
             yield
@@ -62,12 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # One pool for the process, shared by the cache and the rate limits; None without REDIS_URL.
     redis = RedisLink(settings) if settings.REDIS_URL else None
     app.state.redis = redis
+    cache_store = build_cache_store(settings, redis)
+    app.state.cache_store = cache_store
 
     install_error_handlers(app, surfaces, retry_after_seconds=settings.RETRY_AFTER_SECONDS)
     install_openapi(app, surfaces)
     install_docs(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    # Innermost: a hit skips routing, yet passes every layer added after it.
+    app.add_middleware(ResponseCacheMiddleware, routes=CACHED_READS, store=cache_store)
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces)
     return app
 

@@ -2,8 +2,8 @@
 one check of an error answer. Data is made by tests/factories.py."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -11,7 +11,7 @@ import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import Executable, Select, func, pool, select, text
+from sqlalchemy import Executable, Select, event, func, pool, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from structlog.typing import EventDict
 
@@ -155,3 +155,19 @@ _WAITING_FOR_A_LOCK = text(
     "SELECT count(*) FROM pg_stat_activity"
     " WHERE datname = current_database() AND wait_event_type = 'Lock'"
 )
+
+
+@contextmanager
+def recorded_statements(app: FastAPI) -> Iterator[list[str]]:
+    """The SQL statements the app's engine runs inside the block."""
+    seen: list[str] = []
+    engine = app.state.database.engine.sync_engine
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])  # (conn, cursor, statement, parameters, context, executemany)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -1,0 +1,71 @@
+"""Which reads the response cache keeps, and which committed writes make them stale.
+
+The cache itself (app/core/response_cache.py, app/core/cache.py) knows nothing of posts or users:
+this table names the cached routes and the tags each depends on, and subscribes the invalidations
+to the domain events, which are delivered only after their unit of work has committed.
+"""
+
+from collections.abc import Mapping
+
+from app.core.cache import CacheStore
+from app.core.events import EventBus
+from app.core.paths import API_V1_PREFIX, POSTS_PREFIX, USERS_PREFIX
+from app.core.response_cache import CachedRoute
+from app.posts.events import PostChanged
+from app.users.events import UserChanged, UserDeleted
+
+# Every post read shows its author (name, and whether they are active): any change to any user
+# makes post reads stale. Users change far more rarely than posts are read.
+AUTHORS = "authors"
+# The lists: a new, edited or deleted post, or a changed author, changes the first page.
+POST_LISTS = "post-lists"
+
+
+def post_tag(post_id: object) -> str:
+    return f"post:{post_id}"
+
+
+def user_tag(user_id: object) -> str:
+    return f"user:{user_id}"
+
+
+def _post_read(parameters: Mapping[str, str]) -> tuple[str, ...]:
+    return post_tag(parameters["post_id"]), AUTHORS
+
+
+def _user_read(parameters: Mapping[str, str]) -> tuple[str, ...]:
+    return (user_tag(parameters["user_id"]),)
+
+
+def _post_list(_parameters: Mapping[str, str]) -> tuple[str, ...]:
+    return POST_LISTS, AUTHORS
+
+
+CACHED_READS = (
+    CachedRoute(f"{API_V1_PREFIX}{POSTS_PREFIX}/{{post_id}}", _post_read),
+    CachedRoute(f"{API_V1_PREFIX}{USERS_PREFIX}/{{user_id}}", _user_read),
+    CachedRoute(
+        f"{API_V1_PREFIX}{POSTS_PREFIX}/",
+        _post_list,
+        query=frozenset({"limit", "offset"}),
+        first_page_only=True,
+    ),
+)
+
+
+def invalidate_on_commit(events: EventBus, store: CacheStore) -> None:
+    """Make the cached reads a committed write changed stale, before its response is sent."""
+
+    async def post_changed(event: PostChanged) -> None:
+        await store.invalidate([post_tag(event.post_id), POST_LISTS])
+
+    async def user_changed(event: UserChanged) -> None:
+        await store.invalidate([user_tag(event.user_id), AUTHORS, POST_LISTS])
+
+    async def user_deleted(event: UserDeleted) -> None:
+        tags = [user_tag(event.user_id), AUTHORS, POST_LISTS]
+        await store.invalidate(tags + [post_tag(post_id) for post_id in event.post_ids])
+
+    events.subscribe(PostChanged, post_changed)
+    events.subscribe(UserChanged, user_changed)
+    events.subscribe(UserDeleted, user_deleted)
