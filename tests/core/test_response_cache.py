@@ -234,6 +234,7 @@ async def test_deleting_the_author_removes_their_cached_posts(cached: Cached) ->
 
 async def test_a_write_that_rolls_back_invalidates_nothing(cached: Cached) -> None:
     await cached.client.get(post_url(cached.post))
+
     async def publish_then_fail() -> None:
         async with cached.app.state.database.transaction() as session:
             publish(session, PostChanged(post_id=cached.post.id))
