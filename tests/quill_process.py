@@ -1,0 +1,89 @@
+"""Quill as people run it: `fastapi run` in a process of its own, on a port of its own."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# What the test process's own environment must not lend the server: the test sets its own.
+_TEST_ONLY_VARIABLES = {"SECRET_KEY", "DATA_DIR", "DATABASE_URL", "ENVIRONMENT", "REDIS_URL"}
+
+
+@dataclass(frozen=True)
+class QuillProcess:
+    url: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def answers_health(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def running_quill(
+    workdir: Path, settings: Mapping[str, str], *, workers: int = 1
+) -> Iterator[QuillProcess]:
+    """Serve Quill from `workdir` with these settings (environment variables) until the block ends.
+
+    Its output goes to a file, not a pipe: nothing reads a pipe while tests run, and a full one
+    stalls the server.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    environment = {
+        key: value for key, value in os.environ.items() if key not in _TEST_ONLY_VARIABLES
+    }
+    environment.update({"DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(PROJECT_ROOT)})
+    environment.update(settings)
+    log_path = workdir / "server.log"
+    fastapi_cli = Path(sys.executable).parent / "fastapi"
+    with log_path.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
+            [
+                str(fastapi_cli),
+                "run",
+                str(PROJECT_ROOT / "app" / "main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=workdir,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while not answers_health(url):
+                if process.poll() is not None:
+                    pytest.fail(f"the server exited at start-up:\n{log_path.read_text()}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the server did not answer within 60 s:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            yield QuillProcess(url=url, log=log_path)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
