@@ -17,6 +17,8 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
+from app.core.rate_limit_middleware import RateLimitMiddleware
+from app.core.rate_limits import RateLimits
 from app.core.redis import RedisLink
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
@@ -62,12 +64,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # One pool for the process, shared by the cache and the rate limits; None without REDIS_URL.
     redis = RedisLink(settings) if settings.REDIS_URL else None
     app.state.redis = redis
+    app.state.rate_limits = RateLimits(settings, redis)
 
     install_error_handlers(app, surfaces, retry_after_seconds=settings.RETRY_AFTER_SECONDS)
     install_openapi(app, surfaces)
     install_docs(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    # Inside CORS and the body limit, outside the response cache: cache hits are counted too.
+    app.add_middleware(
+        RateLimitMiddleware,
+        rate_limits=app.state.rate_limits,
+        codec=app.state.token_codec,
+        surfaces=surfaces,
+        path_prefix="/api",
+    )
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces)
     return app
 
