@@ -15,6 +15,8 @@ hit, at most `amount` per client (about 85 KiB for a client at the full 600/minu
   (RateLimitUnavailable, 503) rather than let password guessing through.
 """
 
+import hashlib
+import hmac
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -143,6 +145,11 @@ class RateLimits:
         self.register_address = shared_limit(
             "register-address", settings.RATE_LIMIT_REGISTER_ADDRESS
         )
+        self._pseudonym_key = settings.SECRET_KEY.get_secret_value().encode()
+
+    def pseudonym(self, text: str) -> str:
+        """A key that names `text` without telling it, to whoever reads the storage."""
+        return hmac.new(self._pseudonym_key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def _redis_storage(redis: RedisLink) -> RedisStorage:

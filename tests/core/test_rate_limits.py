@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
@@ -198,3 +199,25 @@ async def test_the_general_limit_keeps_counting_in_memory_while_redis_is_down(
 
     assert [response.status_code for response in answers] == [200, 200, 429]
     assert quota(answers[0])[:2] == (2, 1)
+
+
+async def test_shared_limits_live_in_redis_under_the_key_prefix_and_the_general_one_does_not(
+    settings: Settings, serve: Serve, redis_server: RedisServer, redis_key_prefix: str
+) -> None:
+    app = limited_app(settings, REDIS_URL=redis_server.url)
+    async with serve(app) as client:
+        await client.get(POSTS_URL)
+        await client.post("/api/v1/auth/token", data={"username": "ann", "password": "wrong"})
+        await client.post("/api/v1/users/", json={})
+
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        keys = sorted(str(key) for key in await redis.keys("*"))
+    finally:
+        await redis.aclose()
+    assert all(key.startswith(f"{redis_key_prefix}rate-limit:") for key in keys)
+    assert [key.split("/")[1] for key in keys] == [
+        "login-account",
+        "login-address",
+        "register-address",
+    ]
