@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.rate_limits import UNKNOWN_ADDRESS, client_address
 from app.main import create_app
 from tests.conftest import Serve
 from tests.factories import DEFAULT_PASSWORD, bearer, make_user
@@ -174,6 +175,8 @@ async def test_rate_limit_enabled_false_turns_every_limit_off(
         reads = [await client.get(POSTS_URL) for _ in range(3)]
         wrong = {"username": "ann", "password": "wrong password"}
         sign_ins = [await client.post("/api/v1/auth/token", data=wrong) for _ in range(3)]
+        right = {"username": "ann", "password": DEFAULT_PASSWORD}
+        sign_ins.append(await client.post("/api/v1/auth/token", data=right))
         sign_ups = [
             await client.post(
                 "/api/v1/users/",
@@ -183,10 +186,17 @@ async def test_rate_limit_enabled_false_turns_every_limit_off(
         ]
 
     assert [response.status_code for response in reads] == [200] * 3
-    assert [response.status_code for response in sign_ins] == [401] * 3
+    assert [response.status_code for response in sign_ins] == [401, 401, 401, 200]
     assert [response.status_code for response in sign_ups] == [201] * 2
     answers = reads + sign_ins + sign_ups
     assert not any(name in response.headers for response in answers for name in RATE_LIMIT_HEADERS)
+
+
+def test_clients_the_server_cannot_name_share_one_address() -> None:
+    # A Unix socket has no client address: such clients are limited together, never not at all.
+    assert client_address({"type": "http", "client": None}) == UNKNOWN_ADDRESS
+    assert client_address({"type": "http"}) == UNKNOWN_ADDRESS
+    assert client_address({"type": "http", "client": ("192.0.2.1", 443)}) == "192.0.2.1"
 
 
 async def test_the_general_limit_keeps_counting_in_memory_while_redis_is_down(
