@@ -4,8 +4,8 @@
 
 1. creates a PostgreSQL database of its own (dropped at the end, whatever happens) and migrates it;
 2. creates an administrator with `app.cli create-superuser`;
-3. starts Quill with `fastapi run` on a free loopback port, production settings, cheap argon2
-   and an access token that outlives the run, and waits for /health;
+3. starts Quill with `fastapi run` on a free loopback port, production settings, cheap argon2,
+   an access token that outlives the run and rate limits it never reaches, and waits for /health;
 4. signs up two ordinary users over HTTP, and signs the three identities in;
 5. runs `st run` on /openapi.json: every check, the examples, coverage, fuzzing and stateful
    phases, a fixed seed, as `alice`, `bob` (peers for object_level_authorization) and `admin`;
@@ -68,6 +68,7 @@ PEERS = ("alice", "bob")
 PASSWORD = secrets.token_urlsafe(16)
 ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
 STARTUP_TIMEOUT_SECONDS = 60
+FUZZ_RATE_LIMIT = "1000000/minute"
 
 
 class FuzzSetupError(Exception):
@@ -123,7 +124,9 @@ def postgres_database() -> Iterator[str]:
 
 
 def quill_environment(database_url: str, data_dir: Path) -> dict[str, str]:
-    """Production settings, except for cheap password hashes and a long-lived access token."""
+    """Production settings, except for cheap password hashes, a long-lived access token and
+    rate limits far above what the fuzz sends (thousands of requests, sign-ins and sign-ups
+    from one address): raised, not turned off, so every answer still passes through them."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("FUZZ_")}
     environment.update(
         ENVIRONMENT="production",
@@ -135,6 +138,10 @@ def quill_environment(database_url: str, data_dir: Path) -> dict[str, str]:
         PASSWORD_HASH_TIME_COST="1",
         PASSWORD_HASH_MEMORY_COST_KIB="8",
         PASSWORD_HASH_PARALLELISM="1",
+        RATE_LIMIT_DEFAULT=FUZZ_RATE_LIMIT,
+        RATE_LIMIT_LOGIN_ACCOUNT=FUZZ_RATE_LIMIT,
+        RATE_LIMIT_LOGIN_ADDRESS=FUZZ_RATE_LIMIT,
+        RATE_LIMIT_REGISTER_ADDRESS=FUZZ_RATE_LIMIT,
     )
     return environment
 

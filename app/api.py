@@ -24,10 +24,10 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-# Every operation can fail these ways, whatever else it documents.
+# Every operation can fail these ways, whatever else it documents (429: the general rate limit).
 api_router = APIRouter(
     prefix=API_V1_PREFIX,
-    responses=problem_responses(500, 503),
+    responses=problem_responses(429, 500, 503),
     generate_unique_id_function=operation_id,
 )
 api_router.include_router(auth_router)

@@ -19,6 +19,8 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
+from app.core.rate_limit_middleware import RateLimitMiddleware
+from app.core.rate_limits import RateLimits
 from app.core.redis import RedisLink
 from app.core.response_cache import ResponseCacheMiddleware
 from app.core.security import PasswordHasher, TokenCodec
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.redis = redis
     cache_store = build_cache_store(settings, redis)
     app.state.cache_store = cache_store
+    app.state.rate_limits = RateLimits(settings, redis)
 
     install_error_handlers(app, surfaces, retry_after_seconds=settings.RETRY_AFTER_SECONDS)
     install_openapi(app, surfaces)
@@ -77,6 +80,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     # Innermost: a hit skips routing, yet passes every layer added after it.
     app.add_middleware(ResponseCacheMiddleware, routes=CACHED_READS, store=cache_store)
+    # Inside CORS and the body limit, outside the response cache: cache hits are counted too.
+    app.add_middleware(
+        RateLimitMiddleware,
+        rate_limits=app.state.rate_limits,
+        codec=app.state.token_codec,
+        surfaces=surfaces,
+        path_prefix="/api",
+    )
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces)
     return app
 

@@ -105,3 +105,24 @@ def test_a_refresh_token_rotated_on_one_is_spent_on_the_other(
             "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
         )
         assert replayed.status_code == 401
+
+
+def test_a_rate_limit_spent_on_one_is_spent_on_the_other(
+    machines: tuple[QuillProcess, QuillProcess],
+) -> None:
+    one, two = machines
+    sign_up_and_in(one, "cat")  # one login attempt from this address, on the first machine
+    statuses = []
+    for attempt in range(LOGIN_ATTEMPTS_PER_ADDRESS):
+        machine = two if attempt % 2 else one
+        with httpx.Client(base_url=machine.url, timeout=10) as client:
+            response = client.post(
+                "/api/v1/auth/token", data={"username": "cat", "password": "wrong password"}
+            )
+        statuses.append(response.status_code)
+    # One attempt at sign-in plus three here make four; the fifth, on either machine, is refused.
+    assert statuses == [401, 401, 401, 429]
+    with httpx.Client(base_url=two.url, timeout=10) as client:
+        refused = client.post("/api/v1/auth/token", data={"username": "cat", "password": PASSWORD})
+    assert refused.status_code == 429
+    assert "retry-after" in refused.headers

@@ -16,6 +16,7 @@ from app.auth.service import Authentication
 from app.core.db import SAFE_METHODS, SessionDep
 from app.core.errors import NotAuthenticated, PermissionDenied
 from app.core.paths import API_V1_PREFIX, AUTH_PREFIX, TOKEN_PATH
+from app.core.rate_limits import RequestLimitsDep
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
 from app.models import User
@@ -58,6 +59,12 @@ async def get_password_hasher(request: Request) -> PasswordHasher:
 
 TokenCodecDep = Annotated[TokenCodec, Depends(get_token_codec)]
 PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+
+
+async def count_sign_in_attempt(limits: RequestLimitsDep) -> None:
+    """Every sign-in attempt counts against its address (RATE_LIMIT_LOGIN_ADDRESS), before any
+    lookup: 429 once it has none left, 503 when the shared limit cannot be consulted."""
+    await limits.count(limits.rate_limits.login_address, limits.address)
 
 
 async def get_optional_authentication(

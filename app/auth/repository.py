@@ -7,12 +7,17 @@ from app.models import Login, RefreshToken, User
 from app.models.user import username_key
 
 
+def sign_in_name_key(name: str) -> str:
+    """What a sign-in name (a username or an email) is looked up as."""
+    # Emails are stored lowercased, so the username's key finds them too.
+    return username_key(name.strip())
+
+
 async def get_user_by_username_or_email(
     session: AsyncSession, name: str, *, lock: bool = False
 ) -> User | None:
     """`lock` reads the row afresh and locks it until the transaction ends."""
-    # Emails are stored lowercased, so the username's key finds them too.
-    key = username_key(name.strip())
+    key = sign_in_name_key(name)
     statement = select(User).where(or_(User.username_key == key, User.email == key))
     if lock:
         statement = statement.with_for_update().execution_options(populate_existing=True)

@@ -3,12 +3,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Response, status
 
 from app.auth import service as auth_service
-from app.auth.dependencies import PasswordHasherDep, TokenCodecDep
+from app.auth.dependencies import PasswordHasherDep, TokenCodecDep, count_sign_in_attempt
 from app.auth.schemas import PasswordLoginForm, RefreshTokenIn, TokenPair
 from app.auth.service import IssuedTokens
 from app.core.db import SessionDep
 from app.core.paths import AUTH_PREFIX, TOKEN_PATH
 from app.core.problem_details import problem_responses
+from app.core.rate_limits import RequestLimitsDep
 
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
@@ -21,7 +22,7 @@ async def no_store(response: Response) -> None:
 @router.post(
     TOKEN_PATH,
     response_model=TokenPair,
-    dependencies=[Depends(no_store)],
+    dependencies=[Depends(no_store), Depends(count_sign_in_attempt)],
     responses=problem_responses(401),
 )
 async def issue_token(
@@ -29,10 +30,14 @@ async def issue_token(
     session: SessionDep,
     hasher: PasswordHasherDep,
     codec: TokenCodecDep,
+    limits: RequestLimitsDep,
 ) -> IssuedTokens:
-    """OAuth2 password flow: `username` may be the username or the email."""
+    """OAuth2 password flow: `username` may be the username or the email.
+
+    Limited per address (every attempt) and per account (failed attempts): over either, 429.
+    """
     return await auth_service.login(
-        session, hasher, codec, username_or_email=form.username, password=form.password
+        session, hasher, codec, limits, username_or_email=form.username, password=form.password
     )
 
 

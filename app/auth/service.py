@@ -13,6 +13,7 @@ from app.auth.errors import InvalidCredentials, InvalidToken, RefreshTokenReused
 from app.core import security
 from app.core.db import outside_transaction
 from app.core.ids import MAX_ROW_ID
+from app.core.rate_limits import RequestLimits
 from app.core.security import PasswordHasher, TokenCodec, TokenType
 from app.models import Login, RefreshToken, User
 
@@ -53,18 +54,31 @@ async def login(
     session: AsyncSession,
     hasher: PasswordHasher,
     codec: TokenCodec,
+    limits: RequestLimits,
     *,
     username_or_email: str,
     password: str,
 ) -> IssuedTokens:
     """Exactly one password verification per attempt, whoever asks, so timing tells nothing.
 
-    It runs outside any transaction: read the user, verify, then write the login.
+    It runs outside any transaction: read the user, verify, then write the login. Only failures
+    spend the account's limit (RATE_LIMIT_LOGIN_ACCOUNT): each attempt takes one, and a sign-in
+    forgives them. While the account has none left, every attempt is refused (429) before any
+    hashing, the right password included.
     """
     user = await repository.get_user_by_username_or_email(session, username_or_email)
+    account = _attempted_account(limits, user, username_or_email)
+    failures = limits.rate_limits.login_account
     verified_hash = user.hashed_password if user else None
     async with outside_transaction(session):
+        # Each attempt takes its failure before it is verified, in one atomic step: of attempts
+        # that race, only as many as the account has failures left are ever verified.
+        await limits.count(failures, account)
         valid, new_hash = await hasher.verify(password, verified_hash)
+        if user is not None and valid and user.is_active:
+            # A sign-in is no guess: its attempt, and the failures before it, are forgiven. Not
+            # so for a deactivated account: its headers would tell a right password from a 401.
+            await limits.forgive(failures, account)
     if user is not None and valid and user.is_active:
         # The transaction ended for the hashing: the account may have been deleted, deactivated
         # or given a new password meanwhile. Read it again, locked, before signing it in.
@@ -174,6 +188,14 @@ async def end_logins(
         except_login_id=except_login_id,
     )
     log.info("auth.logins_ended", user_id=user.id, reason=reason, kept=except_login_id)
+
+
+def _attempted_account(limits: RequestLimits, user: User | None, username_or_email: str) -> str:
+    """Whose failures a sign-in adds to: the account the name names (by username or email
+    alike), else the name as it was looked up, under a pseudonym: people type passwords there."""
+    if user is not None:
+        return f"user:{user.id}"
+    return f"name:{limits.rate_limits.pseudonym(repository.sign_in_name_key(username_or_email))}"
 
 
 def _decode(codec: TokenCodec, token: str, token_type: TokenType) -> security.TokenClaims:

@@ -111,6 +111,29 @@ class DatabaseUnavailable(AppError):
         super().__init__(headers={"Retry-After": str(retry_after_seconds)})
 
 
+class RateLimited(AppError):
+    """Over a rate limit: nothing was done, and the same request succeeds after Retry-After."""
+
+    status_code = 429
+    code = "rate_limited"
+    default_detail = "Too many requests; try again after the number of seconds in Retry-After."
+
+    def __init__(self, *, retry_after_seconds: int, headers: Mapping[str, str]) -> None:
+        super().__init__(headers={**headers, "Retry-After": str(retry_after_seconds)})
+
+
+class RateLimitUnavailable(AppError):
+    """A shared limit (sign-in, sign-up) cannot be consulted: refused rather than unlimited, so
+    an outage of its store never lets password guessing through."""
+
+    status_code = 503
+    code = "rate_limit_unavailable"
+    default_detail = "The rate limit of this request cannot be checked now; try again shortly."
+
+    def __init__(self, *, retry_after_seconds: int) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after_seconds)})
+
+
 class InternalError(AppError):
     """A bug. Its detail never says more than this: the log, under the request id, says the rest."""
 

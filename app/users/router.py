@@ -1,4 +1,4 @@
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.auth.dependencies import (
     OPTIONAL_AUTHENTICATION,
@@ -13,7 +13,7 @@ from app.core.paths import USERS_PREFIX
 from app.core.problem_details import problem_responses
 from app.models import User
 from app.users import service as users_service
-from app.users.dependencies import AdministeredUser, VisibleUser
+from app.users.dependencies import AdministeredUser, VisibleUser, count_sign_up
 from app.users.schemas import (
     AdminUserRead,
     AdminUserUpdate,
@@ -36,6 +36,7 @@ _USER_LINKS = {
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
+    dependencies=[Depends(count_sign_up)],
     responses={**problem_responses(409), 201: {"links": _USER_LINKS}},
 )
 async def register(

@@ -21,7 +21,8 @@ from tests.factories import DEFAULT_PASSWORD, auth_headers, make_post, make_user
 from tests.helpers import capture_logs, open_session, recorded_statements
 from tests.redis_server import RedisServer
 
-VOLATILE_HEADERS = {"x-request-id", "x-process-time"}
+# Per request: its id and timing, and what the rate limit has left.
+VOLATILE_HEADERS = {"x-request-id", "x-process-time", "ratelimit-remaining", "ratelimit-reset"}
 
 
 @dataclass
