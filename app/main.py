@@ -14,6 +14,7 @@ from app.core.db import Database
 from app.core.docs import install_docs
 from app.core.error_handlers import install_error_handlers
 from app.core.logging import configure_logging
+from app.core.metrics import MetricsMiddleware, worker_metrics
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
@@ -21,6 +22,7 @@ from app.core.redis import RedisLink
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
 from app.health import router as health_router
+from app.metrics_router import create_metrics_router
 
 log = structlog.get_logger(__name__)
 
@@ -40,8 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await ensure_at_head(database.engine)
             app.state.database = database
-            log.info("quill.started", environment=settings.ENVIRONMENT.value)
-            yield
+            with worker_metrics(database.engine):
+                log.info("quill.started", environment=settings.ENVIRONMENT.value)
+                yield
         finally:
             await database.dispose()
             if redis is not None:
@@ -67,7 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, surfaces)
     install_docs(app)
     app.include_router(health_router)
+    app.include_router(create_metrics_router(settings.METRICS_ALLOWED_IPS))
     app.include_router(api_router)
+    # Just inside RequestContext: it measures every answer, those of the middleware below too.
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces)
     return app
 
