@@ -5,19 +5,23 @@ The metrics belong to the process, not to one app: each test compares what it re
 requests with what it read before."""
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core import metrics
 from app.core.config import Settings
 from app.core.db import SQLITE_BEGIN_OPTION, Database
 from app.core.db_errors import DatabaseUnreachable
@@ -27,9 +31,11 @@ from app.core.metrics import (
     count_pool_connections,
     render_metrics,
 )
+from app.core.metrics_dir import ENVIRONMENT_VARIABLE
 from app.main import create_app
 from tests.conftest import Serve
 from tests.helpers import assert_problem
+from tests.servers import PROJECT_ROOT
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -333,3 +339,80 @@ async def test_metrics_speak_openmetrics_to_who_asks_for_it(client: httpx.AsyncC
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.endswith("# EOF\n")
+
+
+async def test_a_router_included_twice_is_labelled_with_the_prefix_it_answered_under(
+    settings: Settings, serve: Serve
+) -> None:
+    app = create_app(settings)
+    router = APIRouter()
+
+    @router.get("/things/{thing_id}")
+    async def get_thing(thing_id: int) -> int:
+        return thing_id
+
+    # The same route object, under two prefixes.
+    app.include_router(router, prefix="/test/one")
+    app.include_router(router, prefix="/test/two")
+    async with serve(app) as client:
+        before = await scrape(client)
+        assert (await client.get("/test/one/things/1")).status_code == 200
+        assert (await client.get("/test/two/things/2")).status_code == 200
+        assert (await client.get("/test/two/things/3")).status_code == 200
+        after = await scrape(client)
+
+    for prefix, count in (("/test/one", 1), ("/test/two", 2)):
+        labels = request_labels("GET", f"{prefix}/things/{{thing_id}}", 200)
+        assert (
+            value(after, "http_requests_total", **labels)
+            == value(before, "http_requests_total", **labels) + count
+        )
+
+
+NO_SUCH_PID = 999_999_999
+
+
+def file_names(directory: Path) -> set[str]:
+    return {path.name for path in directory.iterdir()}
+
+
+async def test_a_worker_drops_the_live_gauges_of_dead_workers_and_its_own_when_it_stops(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A directory shared with other workers, of the test's own: this process's real files stay.
+    monkeypatch.setattr(metrics, "MULTIPROCESS_DIR", tmp_path)
+    monkeypatch.setattr(metrics, "SHARED_WITH_OTHER_PROCESSES", True)
+    dead, running, this = NO_SUCH_PID, os.getppid(), os.getpid()
+    for pid in (dead, running, this):
+        (tmp_path / f"gauge_livesum_{pid}.db").touch()
+        (tmp_path / f"counter_{pid}.db").touch()
+    database = Database(settings)
+
+    try:
+        with metrics.worker_metrics(database.engine):
+            while_serving = file_names(tmp_path)
+        stopped = file_names(tmp_path)
+    finally:
+        await database.dispose()
+
+    # A killed worker's share of the live sums goes when another starts; its counts stay.
+    assert f"gauge_livesum_{dead}.db" not in while_serving
+    assert {f"gauge_livesum_{running}.db", f"gauge_livesum_{this}.db"} <= while_serving
+    assert f"gauge_livesum_{this}.db" not in stopped
+    assert f"gauge_livesum_{running}.db" in stopped
+    assert {f"counter_{pid}.db" for pid in (dead, running, this)} <= stopped
+
+
+def test_prometheus_client_imported_before_the_directory_is_chosen_stops_the_import() -> None:
+    environment = {key: value for key, value in os.environ.items() if key != ENVIRONMENT_VARIABLE}
+    environment["PYTHONPATH"] = str(PROJECT_ROOT)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import prometheus_client\nimport app.core.metrics"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert imported.returncode == 1
+    assert "Import app.core.metrics first" in imported.stderr
