@@ -132,6 +132,8 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.routes = RouteTemplates()
+        # The series of each label set seen, as few as the labels allow: labels() costs a lock.
+        self._series: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -154,8 +156,12 @@ class MetricsMiddleware:
         finally:
             REQUESTS_IN_PROGRESS.dec()
             labels = (method_label(scope["method"]), self.routes.route_of(scope), str(status))
-            REQUESTS.labels(*labels).inc()
-            REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
+            if (series := self._series.get(labels)) is None:
+                series = (REQUESTS.labels(*labels), REQUEST_DURATION.labels(*labels))
+                self._series[labels] = series
+            count, duration = series
+            count.inc()
+            duration.observe(time.perf_counter() - started)
 
 
 def render_metrics(accept: str) -> tuple[bytes, str]:
