@@ -16,6 +16,7 @@ from app.core.db import Database
 from app.core.docs import install_docs
 from app.core.error_handlers import install_error_handlers
 from app.core.logging import configure_logging
+from app.core.metrics import MetricsMiddleware, worker_metrics
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
@@ -26,6 +27,7 @@ from app.core.response_cache import ResponseCacheMiddleware
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
 from app.health import router as health_router
+from app.metrics_router import create_metrics_router
 
 log = structlog.get_logger(__name__)
 
@@ -47,8 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if cache_store is not None:
                 invalidate_on_commit(database.events, cache_store)
             app.state.database = database
-            log.info("quill.started", environment=settings.ENVIRONMENT.value)
-            yield
+            with worker_metrics(database.engine):
+                log.info("quill.started", environment=settings.ENVIRONMENT.value)
+                yield
         finally:
             await database.dispose()
             if redis is not None:
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, surfaces)
     install_docs(app)
     app.include_router(health_router)
+    app.include_router(create_metrics_router(settings.METRICS_ALLOWED_IPS))
     app.include_router(api_router)
     # Innermost: a hit skips routing, yet passes every layer added after it.
     app.add_middleware(ResponseCacheMiddleware, routes=CACHED_READS, store=cache_store)
@@ -88,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         surfaces=surfaces,
         path_prefix="/api",
     )
+    # Just inside RequestContext: it measures every answer, those of the middleware below too.
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces)
     return app
 

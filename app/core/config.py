@@ -1,5 +1,6 @@
 """Every setting Quill reads, in one place, read once per process."""
 
+import logging
 import os
 import secrets
 from enum import StrEnum
@@ -47,6 +48,12 @@ def _parse_rate_limit(text: str) -> str:
 RateLimitText = Annotated[str, AfterValidator(_parse_rate_limit)]
 
 
+def _parse_log_level(text: str) -> str:
+    if text.upper() not in logging.getLevelNamesMapping():
+        raise ValueError("is not a log level such as DEBUG, INFO, WARNING or ERROR")
+    return text.upper()
+
+
 class Settings(BaseSettings):
     # A validation error never quotes its input: that may be SECRET_KEY or a DATABASE_URL with
     # a password in it.
@@ -78,7 +85,7 @@ class Settings(BaseSettings):
     # Hashing is CPU and memory heavy: bound how many run at once in worker threads.
     PASSWORD_HASH_MAX_CONCURRENCY: Annotated[int, Field(ge=1)] = 4
 
-    LOG_LEVEL: str = "INFO"
+    LOG_LEVEL: Annotated[str, AfterValidator(_parse_log_level)] = "INFO"
     LOG_JSON: bool | None = None
     RETRY_AFTER_SECONDS: Annotated[int, Field(ge=1)] = 5
 

@@ -140,3 +140,15 @@ class InternalError(AppError):
     status_code = 500
     code = "internal_error"
     default_detail = "An unexpected error occurred."
+
+
+class NotReady(AppError):
+    """A dependency the service needs does not answer; `failed` names each one."""
+
+    status_code = 503
+    code = "not_ready"
+    default_detail = "The service cannot serve requests now: a component it needs does not answer."
+
+    def __init__(self, failed: Sequence[str]) -> None:
+        super().__init__(f"Not answering: {', '.join(failed)}.", extra={"failed": list(failed)})
+        self.failed = list(failed)

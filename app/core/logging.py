@@ -1,4 +1,9 @@
-"""structlog set up once: key-value lines in development, JSON lines in production."""
+"""structlog set up once: key-value lines in development, JSON lines in production.
+
+Libraries that log through the standard library (uvicorn, SQLAlchemy's DB_ECHO, the drivers)
+are written the same way, through the same processors: in production every line is JSON, and a
+line logged while a request is handled carries its request id, whoever logged it.
+"""
 
 import logging
 import os
@@ -6,7 +11,7 @@ import sys
 from typing import Any
 
 import structlog
-from structlog.typing import EventDict, WrappedLogger
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from app.core.config import Settings
 
@@ -18,28 +23,70 @@ def add_process_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
 
 
 def configure_logging(settings: Settings) -> None:
-    level = logging.getLevelNamesMapping().get(settings.LOG_LEVEL.upper(), logging.INFO)
-    renderer: structlog.typing.Processor
+    level = logging.getLevelNamesMapping()[settings.LOG_LEVEL.upper()]
+    renderer: Processor
     if settings.log_json:
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        add_process_id,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            add_process_id,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+    _write_standard_logging_as_structlog(level, shared, renderer)
     # RequestContextMiddleware logs every request once, with its request id; uvicorn's own
     # access line would be a second, poorer copy.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class _StderrHandler(logging.Handler):
+    """Writes each record to the sys.stderr of the moment, as structlog's lines are."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+def _write_standard_logging_as_structlog(
+    level: int, shared: list[Processor], renderer: Processor
+) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = _StderrHandler(level)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    # Replace the handler of an earlier configuration (each app configures), and keep the
+    # others (a test runner's).
+    for earlier in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(earlier)
+    root.addHandler(handler)
+    # uvicorn gives its loggers their own handler and format; its lines go the way of every
+    # library's instead.
+    uvicorn = logging.getLogger("uvicorn")
+    for own in list(uvicorn.handlers):
+        uvicorn.removeHandler(own)
+    uvicorn.propagate = True
+    # DB_ECHO: SQLAlchemy gives its engine logger a plain stdout handler of its own unless it
+    # has one; this one writes nothing, and the statements go the way of every library's lines.
+    engine_logger = logging.getLogger("sqlalchemy.engine.Engine")
+    if not engine_logger.handlers:
+        engine_logger.addHandler(logging.NullHandler())
 
 
 def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
