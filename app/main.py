@@ -6,23 +6,32 @@ from contextlib import asynccontextmanager
 import anyio
 import structlog
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from app.api import API_V1_SURFACE, api_router
 from app.constraint_errors import CONSTRAINT_ERRORS
+from app.core.body_limit import BodyLimitMiddleware
+from app.core.cache_control import CacheHeadersMiddleware
 from app.core.config import Settings, get_settings
+from app.core.cors import CORSMiddleware
 from app.core.db import Database
 from app.core.docs import install_docs
 from app.core.error_handlers import install_error_handlers
+from app.core.hosts import HostCheckMiddleware, HostFreeLocationMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
 from app.core.redis import RedisLink
 from app.core.security import PasswordHasher, TokenCodec
+from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.surfaces import Surfaces
 from app.health import router as health_router
 
 log = structlog.get_logger(__name__)
+
+# Responses smaller than this are sent as they are: compressing them saves next to nothing.
+GZIP_MINIMUM_BYTES = 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,7 +77,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    # Outermost last. A request meets them top to bottom, its answer leaves bottom to top.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
+    app.add_middleware(CacheHeadersMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES, surfaces=surfaces
+    )
+    if settings.CORS_ORIGINS:
+        # Inside the host check (a preflight is answered here, and must come for a known host),
+        # outside everything that answers an error, so that a browser can read the error.
+        app.add_middleware(CORSMiddleware, origins=settings.CORS_ORIGINS, surfaces=surfaces)
+    app.add_middleware(HostFreeLocationMiddleware, public_base_url=settings.PUBLIC_BASE_URL)
+    app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, surfaces=surfaces)
+    # The request id of every answer, the host's refusal and the last-resort 500 included.
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces)
+    # Around everything, so that every answer carries them.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 
