@@ -84,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES, surfaces=surfaces
     )
     if settings.CORS_ORIGINS:
-        # Inside the host check (a preflight is answered here, and must come for a known host),
-        # outside everything that answers an error, so that a browser can read the error.
+        # Inside the host check: a preflight is answered here, and only for a known host. Around
+        # the body limit and the routes, so that a page can read their errors.
         app.add_middleware(CORSMiddleware, origins=settings.CORS_ORIGINS, surfaces=surfaces)
     app.add_middleware(HostFreeLocationMiddleware, public_base_url=settings.PUBLIC_BASE_URL)
     app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, surfaces=surfaces)

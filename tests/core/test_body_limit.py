@@ -129,17 +129,20 @@ async def test_a_served_app_answers_a_declared_2_gb_at_once_and_closes_the_conne
         while not server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            f"POST {POSTS} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {TWO_GB}\r\nAuthorization: Bearer not-a-token\r\n\r\n{{}}".encode()
-        )
-        await writer.drain()
-        with anyio.fail_after(5):
-            # Read to the end: the server closes the connection instead of reading 2 GB.
-            answer = await reader.read(-1)
-        writer.close()
+        try:
+            writer.write(
+                f"POST {POSTS} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {TWO_GB}\r\nAuthorization: Bearer x\r\n\r\n{{}}".encode()
+            )
+            await writer.drain()
+            with anyio.fail_after(5):
+                # Read to the end: the server closes the connection instead of reading 2 GB.
+                answer = await reader.read(-1)
+        finally:
+            writer.close()
     finally:
-        server.should_exit = True
+        # A server still waiting for the body would wait for it on shutdown too.
+        server.should_exit = server.force_exit = True
         await serving
 
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -154,14 +157,16 @@ async def test_a_chunked_body_over_the_limit_is_refused_once_it_is_over(
 ) -> None:
     pieces_sent = 0
 
-    async def endless() -> AsyncIterator[bytes]:
+    async def a_hundred_times_the_limit() -> AsyncIterator[bytes]:
         nonlocal pieces_sent
-        while True:
+        for _ in range(LIMIT):
             pieces_sent += 1
             yield b"x" * 100
 
     async with serve(small_limit_app) as client:
-        response = await client.post(POSTS, content=endless(), headers=NOT_A_TOKEN)
+        response = await client.post(
+            POSTS, content=a_hundred_times_the_limit(), headers=NOT_A_TOKEN
+        )
 
     assert "Content-Length" not in response.request.headers
     assert_too_large(response, LIMIT)
