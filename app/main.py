@@ -6,15 +6,20 @@ from contextlib import asynccontextmanager
 import anyio
 import structlog
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from app.api import API_V1_SURFACE, api_router
 from app.cached_reads import CACHED_READS, invalidate_on_commit
 from app.constraint_errors import CONSTRAINT_ERRORS
+from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import build_cache_store
+from app.core.cache_control import CacheHeadersMiddleware
 from app.core.config import Settings, get_settings
+from app.core.cors import CORSMiddleware
 from app.core.db import Database
 from app.core.docs import install_docs
 from app.core.error_handlers import install_error_handlers
+from app.core.hosts import HostCheckMiddleware, HostFreeLocationMiddleware
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware, worker_metrics
 from app.core.middleware import RequestContextMiddleware
@@ -25,11 +30,15 @@ from app.core.rate_limits import RateLimits
 from app.core.redis import RedisLink
 from app.core.response_cache import ResponseCacheMiddleware
 from app.core.security import PasswordHasher, TokenCodec
+from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.surfaces import Surfaces
 from app.health import router as health_router
 from app.metrics_router import create_metrics_router
 
 log = structlog.get_logger(__name__)
+
+# Responses smaller than this are sent as they are: compressing them saves next to nothing.
+GZIP_MINIMUM_BYTES = 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,9 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(create_metrics_router(settings.METRICS_ALLOWED_IPS))
     app.include_router(api_router)
-    # Innermost: a hit skips routing, yet passes every layer added after it.
+    # Outermost last. A request meets them top to bottom, its answer leaves bottom to top.
+    # Innermost: the headers the route declared, so the cache keeps them with the answer.
+    app.add_middleware(CacheHeadersMiddleware)
+    # A hit skips routing, yet passes every layer added after it.
     app.add_middleware(ResponseCacheMiddleware, routes=CACHED_READS, store=cache_store)
-    # Inside CORS and the body limit, outside the response cache: cache hits are counted too.
+    # Outside the cache, which keeps answers as the app made them, whatever the client accepts.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
+    # Outside the cache: hits are counted too.
     app.add_middleware(
         RateLimitMiddleware,
         rate_limits=app.state.rate_limits,
@@ -92,9 +106,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         surfaces=surfaces,
         path_prefix="/api",
     )
-    # Just inside RequestContext: it measures every answer, those of the middleware below too.
+    app.add_middleware(
+        BodyLimitMiddleware, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES, surfaces=surfaces
+    )
+    if settings.CORS_ORIGINS:
+        # Inside the host check: a preflight is answered here, and only for a known host. Around
+        # the body limit, the limits and the routes, so that a page can read their errors.
+        app.add_middleware(CORSMiddleware, origins=settings.CORS_ORIGINS, surfaces=surfaces)
+    app.add_middleware(HostFreeLocationMiddleware, public_base_url=settings.PUBLIC_BASE_URL)
+    app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, surfaces=surfaces)
+    # Inside RequestContext: it measures every answer, those of the layers above too.
     app.add_middleware(MetricsMiddleware)
+    # The request id of every answer, the host's refusal and the last-resort 500 included.
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces)
+    # Around everything, so that every answer carries them.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

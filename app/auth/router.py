@@ -1,11 +1,12 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Response, status
+from fastapi import APIRouter, Depends, Form, status
 
 from app.auth import service as auth_service
 from app.auth.dependencies import PasswordHasherDep, TokenCodecDep, count_sign_in_attempt
 from app.auth.schemas import PasswordLoginForm, RefreshTokenIn, TokenPair
 from app.auth.service import IssuedTokens
+from app.core.cache_control import NO_STORE
 from app.core.db import SessionDep
 from app.core.paths import AUTH_PREFIX, TOKEN_PATH
 from app.core.problem_details import problem_responses
@@ -14,15 +15,11 @@ from app.core.rate_limits import RequestLimitsDep
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 
-async def no_store(response: Response) -> None:
-    """Tokens must not be kept by any cache on the way."""
-    response.headers["Cache-Control"] = "no-store"
-
-
 @router.post(
     TOKEN_PATH,
     response_model=TokenPair,
-    dependencies=[Depends(no_store), Depends(count_sign_in_attempt)],
+    # Tokens must not be kept by any cache on the way.
+    dependencies=[NO_STORE, Depends(count_sign_in_attempt)],
     responses=problem_responses(401),
 )
 async def issue_token(
@@ -44,7 +41,8 @@ async def issue_token(
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    dependencies=[Depends(no_store)],
+    # Tokens must not be kept by any cache on the way.
+    dependencies=[NO_STORE],
     responses=problem_responses(401),
 )
 async def refresh_token(

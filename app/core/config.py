@@ -1,17 +1,20 @@
 """Every setting Quill reads, in one place, read once per process."""
 
+import json
 import logging
 import os
+import re
 import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
 
 import limits
 import structlog
-from pydantic import AfterValidator, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +55,75 @@ def _parse_log_level(text: str) -> str:
     if text.upper() not in logging.getLevelNamesMapping():
         raise ValueError("is not a log level such as DEBUG, INFO, WARNING or ERROR")
     return text.upper()
+
+
+def _comma_separated(value: Any) -> Any:
+    """A list setting from the environment: a JSON list, or values separated by commas."""
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):
+        return json.loads(value)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\]")
+_NOT_AN_ORIGIN = (
+    "is not an origin: a scheme, a host and an optional port, such as 'https://app.example.com' "
+    "(no path, not even '/')"
+)
+
+
+def _http_url(text: str) -> tuple[str, str, int | None, str] | None:
+    """Scheme, host, port and path of an http(s) URL with nothing else in it (no user, query
+    or fragment); None for anything else."""
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or text != text.strip():
+        return None
+    if parts.username is not None or parts.query or parts.fragment:
+        return None
+    return parts.scheme, parts.hostname, port, parts.path
+
+
+def _parse_origin(text: str) -> str:
+    """A CORS origin as browsers send it: lowercase, without its scheme's default port."""
+    if text == "*":
+        return text
+    url = _http_url(text.lower())
+    if url is None or url[3]:
+        raise ValueError(_NOT_AN_ORIGIN)
+    scheme, host, port, _ = url
+    host = f"[{host}]" if ":" in host else host
+    return (
+        f"{scheme}://{host}"
+        if port in (None, _DEFAULT_PORTS[scheme])
+        else f"{scheme}://{host}:{port}"
+    )
+
+
+def _parse_host_pattern(text: str) -> str:
+    pattern = text.lower()
+    if not _HOST_PATTERN.fullmatch(pattern):
+        raise ValueError("is not a host name (no scheme, no port), '*.example.com' or '*'")
+    return pattern
+
+
+def _parse_public_base_url(text: str) -> str:
+    if text and _http_url(text) is None:
+        raise ValueError(
+            "is not an http(s) URL such as 'https://api.example.com' (a path prefix may follow; "
+            "no query, no fragment)"
+        )
+    return text.rstrip("/")
+
+
+Origins = Annotated[list[Annotated[str, AfterValidator(_parse_origin)]], NoDecode]
+HostPatterns = Annotated[list[Annotated[str, AfterValidator(_parse_host_pattern)]], NoDecode]
+PublicBaseUrl = Annotated[str, AfterValidator(_parse_public_base_url)]
 
 
 class Settings(BaseSettings):
@@ -117,16 +189,27 @@ class Settings(BaseSettings):
     # general limit is kept per process, each allowing its share of RATE_LIMIT_DEFAULT.
     WEB_CONCURRENCY: Annotated[int, Field(ge=1)] = 1
 
-    # HTTP hygiene.
-    CORS_ORIGINS: list[str] = []
+    # HTTP hygiene. Lists are JSON or comma-separated.
+    # Origins whose pages may call the API from a browser; "*" alone allows any. Quill's tokens
+    # are Bearer tokens, never cookies: no origin is ever sent credentials.
+    CORS_ORIGINS: Annotated[Origins, BeforeValidator(_comma_separated)] = []
     # Host names this service answers to; enforced in production, or anywhere once set.
-    ALLOWED_HOSTS: list[str] = ["localhost", "127.0.0.1"]
+    ALLOWED_HOSTS: Annotated[HostPatterns, BeforeValidator(_comma_separated)] = [
+        "localhost",
+        "127.0.0.1",
+    ]
     # Where clients reach Quill ("https://api.example.com"): absolute links are built from it,
     # never from the Host header. Empty: Quill writes relative links.
-    PUBLIC_BASE_URL: str = ""
+    PUBLIC_BASE_URL: PublicBaseUrl = ""
     MAX_REQUEST_BODY_BYTES: Annotated[int, Field(ge=1024)] = 1024 * 1024
     # Who may read /metrics (addresses or networks); empty means anyone who reaches it.
     METRICS_ALLOWED_IPS: list[str] = []
+
+    @model_validator(mode="after")
+    def _refuse_wildcard_among_origins(self) -> Self:
+        if "*" in self.CORS_ORIGINS and len(self.CORS_ORIGINS) > 1:
+            raise ValueError("CORS_ORIGINS: '*' allows every origin; list it alone, or list none")
+        return self
 
     @model_validator(mode="after")
     def _require_redis_for_redis_cache(self) -> Self:

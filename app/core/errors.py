@@ -102,6 +102,38 @@ class RequestInvalid(AppError):
         self.total = total
 
 
+class PayloadTooLarge(AppError):
+    """The request body is larger than MAX_REQUEST_BODY_BYTES (said as sent, or as counted)."""
+
+    status_code = 413
+    # The code of every 413, whichever layer answers it (error_handlers.code_for_status).
+    code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+    def __init__(self, *, max_body_bytes: int) -> None:
+        super().__init__(
+            f"The request body is larger than {max_body_bytes} bytes.",
+            extra={"max_body_bytes": max_body_bytes},
+        )
+
+
+class HostNotAllowed(AppError):
+    """The Host header names a host this service does not answer to (ALLOWED_HOSTS)."""
+
+    status_code = 400
+    code = "host_not_allowed"
+    # Never the host that was sent: an answer must not echo it.
+    default_detail = "This service does not answer to the host named in the request."
+
+
+class CrossOriginRefused(AppError):
+    """A CORS preflight that asks for an origin, a method or a header that is not allowed."""
+
+    status_code = 400
+    code = "cross_origin_refused"
+    default_detail = "This cross-origin request is not allowed."
+
+
 class DatabaseUnavailable(AppError):
     status_code = 503
     code = "database_unavailable"

@@ -1,8 +1,10 @@
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from app.auth.dependencies import OPTIONAL_AUTHENTICATION, CurrentUser, OptionalUser
+from app.core.cache_control import VARY_AUTHORIZATION
 from app.core.db import SessionDep
 from app.core.ids import AuthorIdQuery
+from app.core.links import LinksDep
 from app.core.pagination import Page, PageDep, PageRead
 from app.core.paths import POSTS_PREFIX, USERS_PREFIX
 from app.core.problem_details import problem_responses
@@ -30,10 +32,10 @@ _POST_LINKS = {
     responses={**problem_responses(401), 201: {"links": _POST_LINKS}},
 )
 async def create_post(
-    data: PostCreate, user: CurrentUser, session: SessionDep, request: Request, response: Response
+    data: PostCreate, user: CurrentUser, session: SessionDep, links: LinksDep, response: Response
 ) -> Post:
     post = await posts_service.create(session, user, data)
-    response.headers["Location"] = str(request.url_for("get_post", post_id=post.id))
+    response.headers["Location"] = links.url_for("get_post", post_id=post.id)
     return post
 
 
@@ -42,6 +44,7 @@ async def create_post(
     response_model=PageRead[PostRead],
     responses=problem_responses(401),
     openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
 )
 async def list_posts(
     page: PageDep,
@@ -58,6 +61,7 @@ async def list_posts(
     response_model=PostRead,
     responses=problem_responses(401, 404),
     openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
 )
 async def get_post(post: ExistingPost) -> Post:
     return post
@@ -82,6 +86,7 @@ async def delete_post(post: EditablePost, session: SessionDep) -> None:
     response_model=PageRead[PostRead],
     responses=problem_responses(401, 404),
     openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
 )
 async def list_user_posts(
     user: VisibleUser, page: PageDep, viewer: OptionalUser, session: SessionDep

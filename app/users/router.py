@@ -1,4 +1,4 @@
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from app.auth.dependencies import (
     OPTIONAL_AUTHENTICATION,
@@ -7,7 +7,9 @@ from app.auth.dependencies import (
     PasswordHasherDep,
     SuperUser,
 )
+from app.core.cache_control import NO_STORE, VARY_AUTHORIZATION
 from app.core.db import SessionDep
+from app.core.links import LinksDep
 from app.core.pagination import Page, PageDep, PageRead
 from app.core.paths import USERS_PREFIX
 from app.core.problem_details import problem_responses
@@ -36,33 +38,48 @@ _USER_LINKS = {
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    dependencies=[Depends(count_sign_up)],
     responses={**problem_responses(409), 201: {"links": _USER_LINKS}},
+    dependencies=[NO_STORE, Depends(count_sign_up)],
 )
 async def register(
     data: UserCreate,
     session: SessionDep,
     hasher: PasswordHasherDep,
-    request: Request,
+    links: LinksDep,
     response: Response,
 ) -> User:
     user = await users_service.register(session, hasher, data)
-    response.headers["Location"] = str(request.url_for("get_user", user_id=user.id))
+    response.headers["Location"] = links.url_for("get_user", user_id=user.id)
     return user
 
 
-@router.get("/", response_model=PageRead[AdminUserRead], responses=problem_responses(401, 403))
+@router.get(
+    "/",
+    response_model=PageRead[AdminUserRead],
+    responses=problem_responses(401, 403),
+    dependencies=[NO_STORE, VARY_AUTHORIZATION],
+)
 async def list_users(_admin: SuperUser, page: PageDep, session: SessionDep) -> Page[User]:
     """Administrators only: every account, oldest first."""
     return await users_service.list_users(session, page)
 
 
-@router.get("/me", response_model=UserRead, responses=problem_responses(401))
+@router.get(
+    "/me",
+    response_model=UserRead,
+    responses=problem_responses(401),
+    dependencies=[NO_STORE, VARY_AUTHORIZATION],
+)
 async def read_me(user: CurrentUser) -> User:
     return user
 
 
-@router.patch("/me", response_model=UserRead, responses=problem_responses(401, 403, 409))
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    responses=problem_responses(401, 403, 409),
+    dependencies=[NO_STORE],
+)
 async def update_me(
     changes: UserUpdate,
     caller: CurrentAuthentication,
@@ -87,13 +104,17 @@ async def delete_me(user: CurrentUser, session: SessionDep) -> None:
     response_model=PublicProfile,
     responses=problem_responses(401, 404),
     openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
 )
 async def get_user(user: VisibleUser) -> User:
     return user
 
 
 @router.patch(
-    "/{user_id}", response_model=AdminUserRead, responses=problem_responses(401, 403, 404, 409)
+    "/{user_id}",
+    response_model=AdminUserRead,
+    responses=problem_responses(401, 403, 404, 409),
+    dependencies=[NO_STORE],
 )
 async def administer_user(
     changes: AdminUserUpdate, _admin: SuperUser, user: AdministeredUser, session: SessionDep

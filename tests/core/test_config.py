@@ -301,3 +301,83 @@ def test_token_lifetimes_default_to_15_minutes_and_30_days() -> None:
 
     assert settings.ACCESS_TOKEN_TTL_SECONDS == 900
     assert settings.REFRESH_TOKEN_TTL_SECONDS == 30 * 24 * 3600
+
+
+def test_list_settings_are_read_from_the_environment_as_commas_or_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALLOWED_HOSTS", "api.example.com, *.example.org")
+    monkeypatch.setenv("CORS_ORIGINS", '["https://app.example.com"]')
+
+    settings = make_settings()
+
+    assert settings.ALLOWED_HOSTS == ["api.example.com", "*.example.org"]
+    assert settings.allowed_hosts == ["api.example.com", "*.example.org"]
+    assert settings.CORS_ORIGINS == ["https://app.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "as_browsers_send_it"),
+    [
+        ("https://App.Example.com", "https://app.example.com"),
+        ("https://app.example.com:443", "https://app.example.com"),
+        ("http://localhost:3000", "http://localhost:3000"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("*", "*"),
+    ],
+)
+def test_cors_origins_are_kept_as_browsers_send_them(origin: str, as_browsers_send_it: str) -> None:
+    origins = make_settings(CORS_ORIGINS=[origin]).CORS_ORIGINS
+
+    assert origins == [as_browsers_send_it]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://app.example.com/",  # a path, which no Origin header has
+        "app.example.com",
+        "null",
+        "ftp://app.example.com",
+        "https://user@app.example.com",
+        "https://app.example.com:99999",
+    ],
+)
+def test_an_origin_no_browser_sends_is_refused(origin: str) -> None:
+    with pytest.raises(ValidationError, match="is not an origin"):
+        make_settings(CORS_ORIGINS=[origin])
+
+
+def test_any_origin_is_listed_alone() -> None:
+    with pytest.raises(ValidationError, match="CORS_ORIGINS: '\\*' allows every origin"):
+        make_settings(CORS_ORIGINS=["*", "https://app.example.com"])
+
+
+@pytest.mark.parametrize(
+    "pattern", ["http://api.example.com", "api.example.com:443", "*example.com", "a b"]
+)
+def test_allowed_hosts_are_host_names_or_wildcards(pattern: str) -> None:
+    with pytest.raises(ValidationError, match="is not a host name"):
+        make_settings(ALLOWED_HOSTS=[pattern])
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://api.example.com/", "https://api.example.com"),
+        ("https://example.com/quill", "https://example.com/quill"),
+        ("", ""),
+    ],
+)
+def test_the_public_base_url_is_kept_without_a_final_slash(url: str, kept: str) -> None:
+    public_base_url = make_settings(PUBLIC_BASE_URL=url).PUBLIC_BASE_URL
+
+    assert public_base_url == kept
+
+
+@pytest.mark.parametrize(
+    "url", ["api.example.com", "https://api.example.com?x=1", "https://api.example.com/#top"]
+)
+def test_a_public_base_url_that_is_no_base_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="is not an http\\(s\\) URL"):
+        make_settings(PUBLIC_BASE_URL=url)
