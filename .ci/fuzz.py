@@ -135,6 +135,8 @@ def quill_environment(database_url: str, data_dir: Path) -> dict[str, str]:
         PASSWORD_HASH_TIME_COST="1",
         PASSWORD_HASH_MEMORY_COST_KIB="8",
         PASSWORD_HASH_PARALLELISM="1",
+        # Production refuses to start without SMTP_HOST: the fuzzer's mail goes to files.
+        MAIL_BACKEND="file",
     )
     return environment
 
