@@ -241,7 +241,7 @@ class Dispatcher:
 
 @contextlib.asynccontextmanager
 async def running_dispatcher(
-    settings: Settings, *, woken_by: EventBus | None = None
+    settings: Settings, *, woken_by: EventBus
 ) -> AsyncIterator[Dispatcher]:
     """A dispatcher on a small database pool of its own, running until the block ends.
 
@@ -249,8 +249,7 @@ async def running_dispatcher(
     """
     database = Database(settings.model_copy(update=IN_APP_POOL))
     dispatcher = Dispatcher(settings, database, build_sender(settings))
-    if woken_by is not None:
-        woken_by.subscribe(MailQueued, lambda _queued: dispatcher.wake())
+    woken_by.subscribe(MailQueued, lambda _queued: dispatcher.wake())
     dispatcher.start()
     try:
         yield dispatcher

@@ -46,6 +46,8 @@ class SmtpBehaviour:
 
     # Recipient address -> the reply to its RCPT TO ("550 5.1.1 No such user").
     refusals: dict[str, str] = field(default_factory=dict)
+    # The reply to every DATA instead of accepting it ("554 5.7.1 Rejected as spam").
+    content_refusal: str | None = None
     # While clear, a message's DATA is taken but not answered.
     answering: threading.Event = field(default_factory=threading.Event)
     # Set when a DATA arrives (whether or not it is answered yet).
@@ -77,6 +79,8 @@ class RecordingHandler:
     async def handle_DATA(  # noqa: N802
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
+        if self.behaviour.content_refusal is not None:
+            return self.behaviour.content_refusal
         content = envelope.original_content
         assert isinstance(content, bytes)
         message = BytesParser(policy=policy.default).parsebytes(content)

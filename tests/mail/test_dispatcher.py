@@ -3,6 +3,7 @@ once; what is rolled back never is; crashes, outages and other dispatchers chang
 
 import asyncio
 import shutil
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -466,3 +467,89 @@ async def test_a_database_outage_is_logged_once_and_sending_resumes_when_it_is_b
 
 async def _logged(logs: list[EventDict], event: str) -> int:
     return sum(1 for entry in logs if entry["event"] == event)
+
+
+async def test_a_message_whose_content_is_refused_for_good_fails_at_once(
+    settings: Settings, smtp_server: SmtpServer, serve: Serve
+) -> None:
+    smtp_server.behaviour.content_refusal = "554 5.7.1 Rejected as spam"
+    app = create_app(smtp_settings(settings, smtp_server, MAIL_MAX_ATTEMPTS=100))
+
+    async with serve(app):
+        queued = await queue_committed(database_of(app), app.state.settings)
+        failed = await eventually(
+            lambda: outbox_row(database_of(app), queued.id),
+            lambda row: row.status is OutboxStatus.FAILED,
+        )
+
+    assert (failed.attempts, failed.last_error) == (1, "SMTPDataError 554")
+
+
+async def test_a_send_whose_claim_was_taken_over_meanwhile_records_nothing_over_the_new_claim(
+    settings: Settings, smtp_server: SmtpServer, serve: Serve
+) -> None:
+    smtp_server.behaviour.answering.clear()
+    app = create_app(smtp_settings(settings, smtp_server))
+
+    with capture_logs() as logs:
+        async with serve(app):
+            database = database_of(app)
+            queued = await queue_committed(database, app.state.settings)
+            assert await asyncio.to_thread(smtp_server.behaviour.data_arrived.wait, 30)
+            # While the server holds it, the claim ends and another dispatcher takes it over.
+            async with open_session(database) as session:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == queued.id)
+                    .values(claim_token="the-next-dispatcher")
+                )
+                await session.commit()
+            smtp_server.behaviour.answering.set()
+            await eventually(lambda: _logged(logs, "mail.claim_lost"), lambda count: count == 1)
+            row = await outbox_row(database, queued.id)
+
+    assert (row.status, row.claim_token) == (OutboxStatus.PENDING, "the-next-dispatcher")
+    assert not any(entry["event"] == "mail.sent" for entry in logs)
+
+
+async def test_a_send_whose_result_cannot_be_recorded_is_sent_again_with_the_same_message_id(
+    backend: str, settings: Settings, smtp_server: SmtpServer, serve: Serve
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite's write lock holds the dispatcher's record back")
+    smtp_server.behaviour.answering.clear()
+    app = create_app(
+        smtp_settings(
+            settings,
+            smtp_server,
+            SQLITE_BUSY_TIMEOUT_MS=100,
+            SMTP_TIMEOUT_SECONDS=1.0,
+            MAIL_CLAIM_TIMEOUT_SECONDS=2.0,
+            MAIL_POLL_INTERVAL_SECONDS=0.1,
+        )
+    )
+    path = make_url(settings.database_url).database
+    assert path is not None
+
+    with capture_logs() as logs:
+        async with serve(app):
+            queued = await queue_committed(database_of(app), app.state.settings)
+            assert await asyncio.to_thread(smtp_server.behaviour.data_arrived.wait, 30)
+            # The server has the message; the database will not take the result.
+            writer = sqlite3.connect(path, isolation_level=None)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                smtp_server.behaviour.answering.set()
+                await eventually(
+                    lambda: _logged(logs, "mail.result_not_recorded"), lambda count: count >= 1
+                )
+            finally:
+                writer.close()
+            sent = await eventually(
+                lambda: outbox_row(database_of(app), queued.id),
+                lambda row: row.status is OutboxStatus.SENT,
+            )
+
+    # At least once: the receiver gets it twice, and can tell by its Message-ID.
+    assert [mail.message_id for mail in smtp_server.received] == [queued.message_id] * 2
+    assert sent.attempts == 2

@@ -77,6 +77,8 @@ async def test_queue_logs_which_message_and_never_its_recipient_or_link(app: Fas
         pytest.param("ann@example.com, eve@example.com", id="two-addresses"),
         pytest.param("Ann <ann@example.com>", id="display-name"),
         pytest.param("ann", id="no-domain"),
+        pytest.param("ann@example.com ", id="trailing-space"),
+        pytest.param("(note)ann@example.com", id="comment"),
         pytest.param("", id="empty"),
     ],
 )
