@@ -25,7 +25,7 @@ from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
 from app.health import router as health_router
 from app.mail.composer import MailComposer
-from app.mail.dispatcher import running_dispatcher
+from app.mail.dispatcher import Dispatcher, running_dispatcher
 
 log = structlog.get_logger(__name__)
 
@@ -48,12 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 invalidate_on_commit(database.events, cache_store)
             app.state.database = database
             # Sends what is due at once, then whatever a commit here queues; stops gracefully.
-            mail_dispatcher: AbstractAsyncContextManager[object] = (
+            mail_dispatcher: AbstractAsyncContextManager[Dispatcher | None] = (
                 running_dispatcher(settings, woken_by=database.events)
                 if settings.MAIL_DISPATCHER_IN_APP
                 else nullcontext()
             )
-            async with mail_dispatcher:
+            async with mail_dispatcher as dispatcher:
+                app.state.mail_dispatcher = dispatcher
                 log.info("quill.started", environment=settings.ENVIRONMENT.value)
                 yield
         finally:

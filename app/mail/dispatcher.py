@@ -67,10 +67,16 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._next_purge = 0.0
         self._database_down = False
+        self._sleeping = False
 
     def wake(self) -> None:
         """Look for due messages now (something was just committed)."""
         self._wake.set()
+
+    @property
+    def sleeping(self) -> bool:
+        """Whether it waits for the next due time, a wake-up or its next poll."""
+        return self._sleeping
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="mail-dispatcher")
@@ -107,18 +113,23 @@ class Dispatcher:
                     self._database_down = False
                     log.info("mail.database_available")
             if delay > 0 and not self._stopping:
+                self._sleeping = True
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
+                self._sleeping = False
         log.info("mail.dispatcher_stopped")
 
     async def _step(self) -> float:
         """Send one batch if anything is due; how long to sleep before the next step."""
         now = datetime.now(UTC)
-        purge = asyncio.get_running_loop().time() >= self._next_purge
+        loop_time = asyncio.get_running_loop().time()
+        purge = False
         async with self._database.transaction(read_only=True) as session:
             next_due = await repository.next_due_at(session)
-            purge = purge and await repository.has_sent_before(session, now - self._retention)
+            if loop_time >= self._next_purge:
+                self._next_purge = loop_time + PURGE_INTERVAL_SECONDS
+                purge = await repository.has_sent_before(session, now - self._retention)
         if purge:
             await self._purge(now)
         if next_due is None or next_due > now:
@@ -133,7 +144,6 @@ class Dispatcher:
     async def _purge(self, now: datetime) -> None:
         async with self._database.transaction() as session:
             purged = await repository.purge_sent_before(session, now - self._retention)
-        self._next_purge = asyncio.get_running_loop().time() + PURGE_INTERVAL_SECONDS
         log.info("mail.purged", messages=purged)
 
     async def _claim(self, now: datetime) -> list[OutboxMessage]:

@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.events import publish
 from app.mail import repository
-from app.mail.composer import MailComposer
+
+# The flows' services take a composer (routes get it from MailComposerDep): one import for both.
+from app.mail.composer import MailComposer as MailComposer
 from app.mail.events import MailQueued
 from app.models import OutboxMessage
 

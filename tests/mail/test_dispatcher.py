@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 from structlog.typing import EventDict
 
@@ -58,6 +58,11 @@ def make_mail_app(settings: Settings) -> FastAPI:
     return app
 
 
+async def sleeping(app: FastAPI) -> bool:
+    dispatcher: Dispatcher = app.state.mail_dispatcher
+    return dispatcher.sleeping
+
+
 async def test_a_committed_message_is_delivered_at_once_woken_by_the_commit_not_by_polling(
     settings: Settings, smtp_server: SmtpServer, serve: Serve
 ) -> None:
@@ -65,6 +70,8 @@ async def test_a_committed_message_is_delivered_at_once_woken_by_the_commit_not_
     app = make_mail_app(smtp_settings(settings, smtp_server))
 
     async with serve(app) as client:
+        # Its start-up look is over, and found nothing: it would now sleep for an hour.
+        await eventually(lambda: sleeping(app), lambda asleep: asleep)
         response = await client.post("/test/mail", params={"note": "hello"})
         assert response.status_code == 200, response.text
         [mail] = await smtp_server.wait_for(1)
@@ -553,3 +560,37 @@ async def test_a_send_whose_result_cannot_be_recorded_is_sent_again_with_the_sam
     # At least once: the receiver gets it twice, and can tell by its Message-ID.
     assert [mail.message_id for mail in smtp_server.received] == [queued.message_id] * 2
     assert sent.attempts == 2
+
+
+async def test_no_transaction_is_open_while_the_smtp_server_holds_a_message(
+    backend: str, settings: Settings, smtp_server: SmtpServer, serve: Serve
+) -> None:
+    smtp_server.behaviour.answering.clear()
+    app = create_app(smtp_settings(settings, smtp_server))
+
+    async with serve(app):
+        await queue_committed(database_of(app), app.state.settings)
+        assert await asyncio.to_thread(smtp_server.behaviour.data_arrived.wait, 30)
+        if backend == "sqlite":
+            # A writer gets the lock at once: no transaction of the dispatcher holds it.
+            path = make_url(settings.database_url).database
+            assert path is not None
+            writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute("ROLLBACK")
+            finally:
+                writer.close()
+        else:
+            async with open_session(database_of(app)) as session:
+                open_transactions = await session.scalar(_OPEN_TRANSACTIONS)
+                await session.commit()
+            assert open_transactions == 0
+        smtp_server.behaviour.answering.set()
+        await smtp_server.wait_for(1)
+
+
+_OPEN_TRANSACTIONS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+)
