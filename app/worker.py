@@ -36,14 +36,14 @@ async def run_worker(settings: Settings) -> None:
             # The next signal acts as if we had never caught one: it ends the process now.
             loop.remove_signal_handler(number)
 
-    for number in STOP_SIGNALS:
-        loop.add_signal_handler(number, request_stop, number)
     if settings.auto_migrate:
         # Alembic's async env.py runs its own event loop, so it cannot run on this one.
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
     database = Database(settings)
     try:
         await ensure_at_head(database.engine)
+        for number in STOP_SIGNALS:
+            loop.add_signal_handler(number, request_stop, number)
         dispatcher = Dispatcher(settings, database, build_sender(settings))
         dispatcher.start()
         log.info("worker.started", mail_backend=settings.mail_backend.value)
@@ -64,6 +64,8 @@ def main() -> int:
     except DatabaseNotMigrated as exc:
         print(f"Not started: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a second SIGINT: stopped at once
+        return 130
     return 0
 
 

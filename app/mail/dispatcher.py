@@ -84,8 +84,7 @@ class Dispatcher:
     async def stop(self) -> None:
         """Stop once the sends in progress are done; past the grace, abandon them to their claims'
         expiry (another dispatcher, or the next start, sends them)."""
-        if self._task is None:
-            return
+        assert self._task is not None, "stop() of a dispatcher that was never started"
         self._stopping = True
         self._wake.set()
         done, _pending = await asyncio.wait({self._task}, timeout=self._stop_grace_seconds)

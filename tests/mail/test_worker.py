@@ -11,12 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from app import worker
 from app.core.config import Settings
 from app.core.db import Database
 from app.models import OutboxStatus
-from tests.mail.conftest import outbox_row, queue_committed
+from tests.mail.conftest import eventually, outbox_row, queue_committed, smtp_settings
 from tests.mail.smtp_server import SmtpServer
 from tests.quill_process import PROJECT_ROOT
+from tests.test_cli import fresh_sqlite_settings
 
 # What the test process's own environment must not lend the worker: the test sets its own.
 _TEST_ONLY_VARIABLES = {"SECRET_KEY", "DATA_DIR", "DATABASE_URL", "ENVIRONMENT", "REDIS_URL"}
@@ -78,18 +82,21 @@ async def test_the_worker_sends_what_was_committed_and_stops_on_sigterm_after_it
     try:
         before_start = await queue_committed(database, settings, note="before")
         environment = worker_environment(settings.database_url, tmp_path / "data", smtp_server)
-        with running_worker(environment, log) as worker:
-            await smtp_server.wait_for(1)
+        with running_worker(environment, log) as process:
+            await eventually(
+                lambda: outbox_row(database, before_start.id),
+                lambda row: row.status is OutboxStatus.SENT,
+            )
             # Held by the server: the worker is sending it when it is told to stop.
             smtp_server.behaviour.answering.clear()
             smtp_server.behaviour.data_arrived.clear()
             while_running = await queue_committed(database, settings, note="while running")
             assert await asyncio.to_thread(smtp_server.behaviour.data_arrived.wait, 30)
-            worker.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.2)
-            still_sending = worker.poll() is None
+            still_sending = process.poll() is None
             smtp_server.behaviour.answering.set()
-            code = await exit_code(worker)
+            code = await exit_code(process)
         rows = [await outbox_row(database, queued.id) for queued in (before_start, while_running)]
     finally:
         await database.dispose()
@@ -107,16 +114,40 @@ async def test_the_worker_sends_what_was_committed_and_stops_on_sigterm_after_it
     assert "worker.stopped" in output
 
 
-async def test_the_worker_refuses_a_database_behind_the_latest_migration(
-    smtp_server: SmtpServer, tmp_path: Path
+async def test_the_worker_stops_on_sigint_as_on_sigterm(
+    settings: Settings, smtp_server: SmtpServer
 ) -> None:
-    empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-    log = tmp_path / "worker.log"
+    # In this process: the test's event loop runs in the main thread, which signals reach.
+    # Migrating at start-up, as on SQLite by default: the test's database is at head already.
+    worker_settings = smtp_settings(
+        settings, smtp_server, MAIL_POLL_INTERVAL_SECONDS=0.05, AUTO_MIGRATE=True
+    )
+    database = Database(settings)
+    try:
+        queued = await queue_committed(database, settings)
+        running = asyncio.create_task(worker.run_worker(worker_settings))
+        # Sent: the worker's signal handlers are in place (they come before its dispatcher).
+        [mail] = await smtp_server.wait_for(1)
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.wait_for(running, timeout=30)
+        row = await outbox_row(database, queued.id)
+    finally:
+        await database.dispose()
 
-    with running_worker(worker_environment(empty, tmp_path / "data", smtp_server), log) as worker:
-        code = await exit_code(worker)
+    assert mail.message_id == queued.message_id
+    assert row.status is OutboxStatus.SENT
 
-    output = log.read_text()
-    assert code == 1
-    assert "Not started:" in output
-    assert "alembic upgrade head" in output
+
+async def test_the_worker_refuses_a_database_behind_the_latest_migration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = fresh_sqlite_settings(tmp_path, AUTO_MIGRATE=False)
+    monkeypatch.setattr(worker, "get_settings", lambda: empty)
+
+    # main() runs its own event loop (asyncio.run): in a thread, beside the test's.
+    exit_code = await asyncio.to_thread(worker.main)
+
+    assert exit_code == 1
+    error = capsys.readouterr().err
+    assert "Not started:" in error
+    assert "alembic upgrade head" in error
