@@ -19,7 +19,14 @@ SMTP_PASSWORD = "smtp-password-hunter2"
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings made here see only what each test passes (the suite's conftest sets a few)."""
-    for name in ("ENVIRONMENT", "SECRET_KEY", "DATA_DIR", "DATABASE_URL", "AUTO_MIGRATE"):
+    for name in (
+        "ENVIRONMENT",
+        "SECRET_KEY",
+        "DATA_DIR",
+        "DATABASE_URL",
+        "AUTO_MIGRATE",
+        "MAIL_BACKEND",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

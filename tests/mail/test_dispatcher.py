@@ -144,6 +144,7 @@ async def test_a_message_committed_by_a_process_that_never_sent_it_is_sent_at_th
     # The process that committed it had no dispatcher, and is gone before sending anything.
     committing = create_app(mail_settings.model_copy(update={"MAIL_DISPATCHER_IN_APP": False}))
     async with serve(committing):
+        assert committing.state.mail_dispatcher is None
         queued = await queue_committed(database_of(committing), mail_settings)
     assert smtp_server.received == []
 

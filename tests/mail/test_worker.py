@@ -37,6 +37,7 @@ def worker_environment(database_url: str, data_dir: Path, smtp: SmtpServer) -> d
         DATA_DIR=str(data_dir),
         DATABASE_URL=database_url,
         AUTO_MIGRATE="false",
+        MAIL_BACKEND="smtp",
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=str(smtp.port),
         SMTP_STARTTLS="false",
