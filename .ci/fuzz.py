@@ -142,6 +142,8 @@ def quill_environment(database_url: str, data_dir: Path) -> dict[str, str]:
         RATE_LIMIT_LOGIN_ACCOUNT=FUZZ_RATE_LIMIT,
         RATE_LIMIT_LOGIN_ADDRESS=FUZZ_RATE_LIMIT,
         RATE_LIMIT_REGISTER_ADDRESS=FUZZ_RATE_LIMIT,
+        # Production refuses to start without SMTP_HOST: the fuzzer's mail goes to files.
+        MAIL_BACKEND="file",
     )
     return environment
 

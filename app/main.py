@@ -1,7 +1,7 @@
 """The application: create_app() wires settings, database, middleware, errors and routes."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 import anyio
 import structlog
@@ -33,6 +33,8 @@ from app.core.security import PasswordHasher, TokenCodec
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.surfaces import Surfaces
 from app.health import router as health_router
+from app.mail.composer import MailComposer
+from app.mail.dispatcher import Dispatcher, running_dispatcher
 from app.metrics_router import create_metrics_router
 
 log = structlog.get_logger(__name__)
@@ -58,9 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if cache_store is not None:
                 invalidate_on_commit(database.events, cache_store)
             app.state.database = database
+            # Sends what is due at once, then whatever a commit here queues; stops gracefully.
+            mail_dispatcher: AbstractAsyncContextManager[Dispatcher | None] = (
+                running_dispatcher(settings, woken_by=database.events)
+                if settings.MAIL_DISPATCHER_IN_APP
+                else nullcontext()
+            )
             with worker_metrics(database.engine):
-                log.info("quill.started", environment=settings.ENVIRONMENT.value)
-                yield
+                async with mail_dispatcher as dispatcher:
+                    app.state.mail_dispatcher = dispatcher
+                    log.info("quill.started", environment=settings.ENVIRONMENT.value)
+                    yield
         finally:
             await database.dispose()
             if redis is not None:
@@ -78,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.surfaces = surfaces
     app.state.password_hasher = PasswordHasher(settings)
     app.state.token_codec = TokenCodec(settings)
+    app.state.mail_composer = MailComposer(settings)
     # One pool for the process, shared by the cache and the rate limits; None without REDIS_URL.
     redis = RedisLink(settings) if settings.REDIS_URL else None
     app.state.redis = redis

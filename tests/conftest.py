@@ -16,6 +16,9 @@ os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="quill-test-data-")
 os.environ["PASSWORD_HASH_TIME_COST"] = "1"
 os.environ["PASSWORD_HASH_MEMORY_COST_KIB"] = "8"
 os.environ["PASSWORD_HASH_PARALLELISM"] = "1"
+# Mail of tests goes to .eml files in each test's DATA_DIR, whatever SMTP a .env names; the mail
+# tests bring an SMTP server of their own (tests/mail/smtp_server.py).
+os.environ["MAIL_BACKEND"] = "file"
 
 import itertools
 import shutil

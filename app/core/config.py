@@ -5,6 +5,7 @@ import logging
 import os
 import re
 import secrets
+from email.utils import parseaddr
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,11 @@ class CacheBackend(StrEnum):
     OFF = "off"
     MEMORY = "memory"
     REDIS = "redis"
+
+
+class MailBackend(StrEnum):
+    SMTP = "smtp"
+    FILE = "file"
 
 
 def _parse_rate_limit(text: str) -> str:
@@ -126,6 +132,17 @@ HostPatterns = Annotated[list[Annotated[str, AfterValidator(_parse_host_pattern)
 PublicBaseUrl = Annotated[str, AfterValidator(_parse_public_base_url)]
 
 
+def _parse_mail_address(text: str) -> str:
+    _name, address = parseaddr(text)
+    local, _, domain = address.rpartition("@")
+    if not local or not domain:
+        raise ValueError("is not a mail address such as 'Quill <no-reply@example.com>'")
+    return text
+
+
+MailAddressText = Annotated[str, AfterValidator(_parse_mail_address)]
+
+
 class Settings(BaseSettings):
     # A validation error never quotes its input: that may be SECRET_KEY or a DATABASE_URL with
     # a password in it.
@@ -189,6 +206,48 @@ class Settings(BaseSettings):
     # general limit is kept per process, each allowing its share of RATE_LIMIT_DEFAULT.
     WEB_CONCURRENCY: Annotated[int, Field(ge=1)] = 1
 
+    # Mail: every message goes through the outbox table and a dispatcher (app/mail/).
+    # None: smtp when SMTP_HOST is set, else file; production refuses file unless it is explicit.
+    MAIL_BACKEND: MailBackend | None = None
+    SMTP_HOST: str = ""
+    # None: 465 with SMTP_TLS, else 587 (submission with STARTTLS).
+    SMTP_PORT: Annotated[int, Field(ge=1, le=65535)] | None = None
+    # Empty: no AUTH.
+    SMTP_USER: str = ""
+    SMTP_PASSWORD: SecretStr = SecretStr("")
+    # TLS from the first byte (port 465).
+    SMTP_TLS: bool = False
+    # None: required unless SMTP_TLS, so links never cross the network in clear; false for a
+    # local catcher that offers no STARTTLS.
+    SMTP_STARTTLS: bool | None = None
+    # The longest one delivery may take (connect, TLS, AUTH, send): a hung server stalls nothing.
+    SMTP_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = 15.0
+    # The From of every message; production with SMTP needs one on its own domain.
+    MAIL_FROM: MailAddressText = "Quill <no-reply@localhost>"
+    # Where the file backend writes its .eml files. None: DATA_DIR/mail.
+    MAIL_FILE_DIR: Path | None = None
+    # Off for deployments that run `python -m app.worker` apart.
+    MAIL_DISPATCHER_IN_APP: bool = True
+    # Failed sends wait base * 2**(attempts - 1) seconds, at most MAIL_RETRY_MAX_SECONDS; after
+    # MAIL_MAX_ATTEMPTS attempts the message is failed (see `python -m app.cli list-failed-mail`).
+    MAIL_RETRY_BASE_SECONDS: Annotated[float, Field(gt=0)] = 2.0
+    MAIL_RETRY_MAX_SECONDS: Annotated[float, Field(gt=0)] = 600.0
+    MAIL_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=100)] = 10
+    # How long a dispatcher owns the messages it claimed: one killed mid-send leaves them to
+    # another after this. Longer than SMTP_TIMEOUT_SECONDS, so no live send is claimed twice.
+    MAIL_CLAIM_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=60)] = 60.0
+    # Messages one dispatcher claims and sends at once, each on its own SMTP connection.
+    MAIL_BATCH_SIZE: Annotated[int, Field(ge=1, le=100)] = 10
+    # The longest a dispatcher sleeps: how late it sees mail queued by another process (a commit
+    # in this process wakes it at once).
+    MAIL_POLL_INTERVAL_SECONDS: Annotated[float, Field(gt=0)] = 5.0
+    # Sent messages are deleted this long after sending: they hold live links.
+    MAIL_RETENTION_SECONDS: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
+    # Where the links in mail lead: the frontend's pages that take the token.
+    FRONTEND_URL: str = "http://localhost:3000"
+    VERIFY_EMAIL_PATH: Annotated[str, Field(pattern=r"^/")] = "/verify-email"
+    RESET_PASSWORD_PATH: Annotated[str, Field(pattern=r"^/")] = "/reset-password"
+
     # HTTP hygiene. Lists are JSON or comma-separated.
     # Origins whose pages may call the API from a browser; "*" alone allows any. Quill's tokens
     # are Bearer tokens, never cookies: no origin is ever sent credentials.
@@ -229,6 +288,30 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _require_a_usable_mail_setup(self) -> Self:
+        if self.MAIL_BACKEND is MailBackend.SMTP and not self.SMTP_HOST:
+            raise ValueError("MAIL_BACKEND=smtp needs SMTP_HOST")
+        if self.SMTP_TLS and self.SMTP_STARTTLS:
+            raise ValueError("SMTP_TLS and SMTP_STARTTLS exclude each other: TLS is on already")
+        if self.MAIL_CLAIM_TIMEOUT_SECONDS <= self.SMTP_TIMEOUT_SECONDS:
+            raise ValueError(
+                "MAIL_CLAIM_TIMEOUT_SECONDS must be longer than SMTP_TIMEOUT_SECONDS: a claim "
+                "that ends during its send lets another dispatcher send the message again"
+            )
+        if self.MAIL_RETRY_MAX_SECONDS < self.MAIL_RETRY_BASE_SECONDS:
+            raise ValueError("MAIL_RETRY_MAX_SECONDS must be at least MAIL_RETRY_BASE_SECONDS")
+        if self.ENVIRONMENT is not Environment.PRODUCTION:
+            return self
+        if self.MAIL_BACKEND is None and not self.SMTP_HOST:
+            raise ValueError(
+                "SMTP_HOST is not set: production sends mail over SMTP "
+                "(MAIL_BACKEND=file writes it to MAIL_FILE_DIR instead)"
+            )
+        if self.mail_backend is MailBackend.SMTP and "MAIL_FROM" not in self.model_fields_set:
+            raise ValueError("MAIL_FROM is not set: production mail needs a sender of its own")
+        return self
+
     @property
     def database_url(self) -> str:
         if self.DATABASE_URL:
@@ -240,6 +323,26 @@ class Settings(BaseSettings):
         if self.CACHE_BACKEND is not None:
             return self.CACHE_BACKEND
         return CacheBackend.REDIS if self.REDIS_URL else CacheBackend.OFF
+
+    @property
+    def mail_backend(self) -> MailBackend:
+        if self.MAIL_BACKEND is not None:
+            return self.MAIL_BACKEND
+        return MailBackend.SMTP if self.SMTP_HOST else MailBackend.FILE
+
+    @property
+    def smtp_starttls(self) -> bool:
+        return not self.SMTP_TLS if self.SMTP_STARTTLS is None else self.SMTP_STARTTLS
+
+    @property
+    def smtp_port(self) -> int:
+        if self.SMTP_PORT is not None:
+            return self.SMTP_PORT
+        return 465 if self.SMTP_TLS else 587
+
+    @property
+    def mail_file_dir(self) -> Path:
+        return self.MAIL_FILE_DIR if self.MAIL_FILE_DIR is not None else self.DATA_DIR / "mail"
 
     @property
     def allowed_hosts(self) -> list[str]:

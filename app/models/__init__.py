@@ -2,8 +2,9 @@
 
 from app.models.base import Base
 from app.models.login import Login
+from app.models.outbox_message import OutboxMessage, OutboxStatus
 from app.models.post import Post
 from app.models.refresh_token import RefreshToken
 from app.models.user import User
 
-__all__ = ["Base", "Login", "Post", "RefreshToken", "User"]
+__all__ = ["Base", "Login", "OutboxMessage", "OutboxStatus", "Post", "RefreshToken", "User"]

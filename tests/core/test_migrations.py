@@ -29,7 +29,7 @@ from tests.helpers import open_session
 T = TypeVar("T")
 # The advisory lock migrations/env.py takes on PostgreSQL.
 MIGRATION_LOCK_ID = 0x5155494C4C
-QUILL_TABLES = {"users", "posts", "logins", "refresh_tokens"}
+QUILL_TABLES = {"users", "posts", "logins", "refresh_tokens", "outbox_messages"}
 NEW_USER = {"username": "ann", "email": "ann@example.com", "password": "correct horse battery"}
 
 
@@ -355,3 +355,47 @@ async def test_upgrade_gives_existing_logins_90_days_from_their_sign_in(database
     rows = await run_on(database_url, lambda connection: connection.execute(statement).all())
     assert len(rows) == len(ROWS_AT_0001["logins"])
     assert all(expires_at == created_at + timedelta(days=90) for created_at, expires_at in rows)
+
+
+async def test_downgrade_to_0003_removes_only_the_outbox_and_upgrade_restores_it(
+    database_url: str,
+) -> None:
+    await downgrade_to(database_url, "0003")
+    assert await table_names(database_url) - {"alembic_version"} == QUILL_TABLES - {
+        "outbox_messages"
+    }
+
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    assert await table_names(database_url) - {"alembic_version"} == QUILL_TABLES
+    assert await schema_differences(database_url, Base.metadata) == []
+
+
+async def test_the_outbox_refuses_a_status_it_does_not_know(database_url: str) -> None:
+    # Alembic's comparison does not look at check constraints: this one is checked here.
+    outbox = sa.table(
+        "outbox_messages",
+        *(
+            sa.column(name, UTCDateTime()) if name.endswith("_at") else sa.column(name)
+            for name in _OUTBOX_ROW
+        ),
+    )
+
+    def insert(connection: Connection) -> None:
+        connection.execute(sa.insert(outbox), [{**_OUTBOX_ROW, "status": "lost"}])
+
+    with pytest.raises(sa.exc.IntegrityError, match="status_is_known"):
+        await run_on(database_url, insert, commit=True)
+
+
+_OUTBOX_ROW: dict[str, Any] = {
+    "message_id": "<1@example.com>",
+    "template": "test",
+    "recipient": "ann@example.com",
+    "subject": "Hello",
+    "text_body": "Hello.",
+    "html_body": "<p>Hello.</p>",
+    "status": "pending",
+    "attempts": 0,
+    "next_attempt_at": _AT,
+    "created_at": _AT,
+}
