@@ -22,6 +22,8 @@ Settings, from the environment:
     FUZZ_WORKERS        concurrent schemathesis workers (default 2)
     FUZZ_POSTGRES_URL   a server on which this may create and drop a database (default
                         TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres)
+    FUZZ_REDIS_URL      the Redis the server caches and limits through (default TEST_REDIS_URL;
+                        empty: none), under a key prefix of this run's own
     FUZZ_REPORT_DIR     if set, schemathesis writes JUnit and NDJSON reports there
 
 Exit status: schemathesis' own (nonzero on any failure), or 1 when setting up failed or an
@@ -61,6 +63,7 @@ POSTGRES_URL = os.environ.get("FUZZ_POSTGRES_URL") or os.environ.get(
     "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REPORT_DIR = os.environ.get("FUZZ_REPORT_DIR", "")
+REDIS_URL = os.environ.get("FUZZ_REDIS_URL", os.environ.get("TEST_REDIS_URL", ""))
 
 # Would end the fuzzing identity that calls it; tests/users/test_router.py covers it.
 EXCLUDED_OPERATIONS = ("DELETE /api/v1/users/me",)
@@ -144,6 +147,9 @@ def quill_environment(database_url: str, data_dir: Path) -> dict[str, str]:
         RATE_LIMIT_REGISTER_ADDRESS=FUZZ_RATE_LIMIT,
         # Production refuses to start without SMTP_HOST: the fuzzer's mail goes to files.
         MAIL_BACKEND="file",
+        # With Redis, public reads are answered from the response cache, as in production.
+        REDIS_URL=REDIS_URL,
+        REDIS_KEY_PREFIX=f"quill-fuzz:{secrets.token_hex(8)}:",
     )
     return environment
 
