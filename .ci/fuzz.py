@@ -68,6 +68,13 @@ REDIS_URL = os.environ.get("FUZZ_REDIS_URL", os.environ.get("TEST_REDIS_URL", ""
 # Would end the fuzzing identity that calls it; tests/users/test_router.py covers it.
 EXCLUDED_OPERATIONS = ("DELETE /api/v1/users/me",)
 PEERS = ("alice", "bob")
+# Operations that take the token of a mailed link; any other token is a 400.
+TOKEN_CONFIRMATIONS = (
+    "POST /api/v1/auth/verify-email/confirm",
+    "POST /api/v1/auth/password-reset/confirm",
+)
+# schemathesis' defaults for positive_data_acceptance, and 400.
+TOKEN_CONFIRMATION_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 PASSWORD = secrets.token_urlsafe(16)
 ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
 STARTUP_TIMEOUT_SECONDS = 60
@@ -305,11 +312,18 @@ def write_schemathesis_config(workdir: Path, identities: list[Identity]) -> Path
     auth_file.write_text(json.dumps(document, indent=2))
     config_file = workdir / "schemathesis.toml"
     peers = ", ".join(json.dumps(peer) for peer in PEERS)
+    token_confirmations = ", ".join(json.dumps(name) for name in TOKEN_CONFIRMATIONS)
     config_file.write_text(
         f"hooks = {json.dumps(str(HOOKS))}\n\n"
         "[auth.wfc]\n"
         f"path = {json.dumps(str(auth_file))}\n"
-        f"peers = [{peers}]\n"
+        f"peers = [{peers}]\n\n"
+        # A token the schema allows but nobody mailed is refused as a credential is, with a 400
+        # (token_invalid): what schemathesis already expects of the sign-in operation.
+        "[[operations]]\n"
+        f"include-name = [{token_confirmations}]\n"
+        "[operations.checks.positive_data_acceptance]\n"
+        f"expected-statuses = {json.dumps(TOKEN_CONFIRMATION_STATUSES)}\n"
     )
     return config_file
 
