@@ -12,6 +12,7 @@ import sys
 
 from pydantic import ValidationError
 
+from app.auth.service import AccountMail
 from app.constraint_errors import CONSTRAINT_ERRORS
 from app.core.config import Settings, get_settings
 from app.core.db import Database
@@ -32,9 +33,10 @@ async def create_superuser(settings: Settings, username: str, email: str, passwo
     try:
         await ensure_at_head(database.engine)
         data = UserCreate(username=username, email=email, password=password)
+        mail = AccountMail.from_settings(settings, mail_service.MailComposer(settings))
         async with database.transaction() as session:
             user = await users_service.register(
-                session, PasswordHasher(settings), data, is_superuser=True
+                session, PasswordHasher(settings), mail, data, is_superuser=True
             )
         return user.id
     finally:

@@ -12,13 +12,15 @@ from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
 from app.auth import service as auth_service
-from app.auth.service import Authentication
+from app.auth.service import AccountMail, Authentication
+from app.core.config import Settings
 from app.core.db import SAFE_METHODS, SessionDep
 from app.core.errors import NotAuthenticated, PermissionDenied
 from app.core.paths import API_V1_PREFIX, AUTH_PREFIX, TOKEN_PATH
 from app.core.rate_limits import RequestLimitsDep
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.surfaces import Surfaces
+from app.mail.dependencies import MailComposerDep
 from app.models import User
 
 # A route whose caller may be anonymous says so in its OpenAPI security: `openapi_extra=` this.
@@ -113,3 +115,11 @@ async def get_superuser(user: CurrentUser) -> User:
 
 
 SuperUser = Annotated[User, Depends(get_superuser)]
+
+
+async def get_account_mail(request: Request, composer: MailComposerDep) -> AccountMail:
+    settings: Settings = request.app.state.settings
+    return AccountMail.from_settings(settings, composer)
+
+
+AccountMailDep = Annotated[AccountMail, Depends(get_account_mail)]

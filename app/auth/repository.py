@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Login, RefreshToken, User
+from app.models import AccountToken, AccountTokenPurpose, Login, RefreshToken, User
 from app.models.user import username_key
 
 
@@ -118,4 +118,84 @@ async def end_logins_of_user(
     )
     if except_login_id is not None:
         statement = statement.where(Login.id != except_login_id)
+    await session.execute(statement)
+
+
+async def get_active_user_by_email(session: AsyncSession, email: str) -> User | None:
+    """The active account of that (normalized) address, read afresh and locked until the
+    transaction ends: one request at a time changes its links."""
+    statement = (
+        select(User)
+        .where(User.email == email, User.is_active.is_(True))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(statement)
+
+
+async def get_user_for_update(session: AsyncSession, user_id: int) -> User | None:
+    """The user, read afresh and locked until the transaction ends."""
+    statement = (
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(statement)
+
+
+async def get_unspent_account_token(
+    session: AsyncSession, *, token_hash: str, purpose: AccountTokenPurpose
+) -> AccountToken | None:
+    """The token of that hash and purpose, if it has not been spent (expired or not)."""
+    statement = select(AccountToken).where(
+        AccountToken.token_hash == token_hash,
+        AccountToken.purpose == purpose,
+        AccountToken.used_at.is_(None),
+    )
+    return await session.scalar(statement)
+
+
+async def spend_account_token(session: AsyncSession, *, token_id: int, now: datetime) -> bool:
+    """Mark the token spent if it is still usable: one conditional UPDATE, so of two requests
+    with one token, one spends it."""
+    statement = (
+        update(AccountToken)
+        .where(
+            AccountToken.id == token_id,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_account_tokens(
+    session: AsyncSession, *, user_id: int, purpose: AccountTokenPurpose
+) -> None:
+    """Void every token of the user for that purpose: their links stop working."""
+    statement = (
+        delete(AccountToken)
+        .where(AccountToken.user_id == user_id, AccountToken.purpose == purpose)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(statement)
+
+
+async def delete_finished_account_tokens(
+    session: AsyncSession, *, user_id: int, now: datetime
+) -> None:
+    """Forget the user's tokens that can never work again (spent or expired), so that a user's
+    rows are only the links still outstanding."""
+    statement = (
+        delete(AccountToken)
+        .where(
+            AccountToken.user_id == user_id,
+            or_(AccountToken.used_at.is_not(None), AccountToken.expires_at <= now),
+        )
+        .execution_options(synchronize_session=False)
+    )
     await session.execute(statement)

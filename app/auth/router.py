@@ -3,8 +3,24 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, status
 
 from app.auth import service as auth_service
-from app.auth.dependencies import PasswordHasherDep, TokenCodecDep, count_sign_in_attempt
-from app.auth.schemas import PasswordLoginForm, RefreshTokenIn, TokenPair
+from app.auth.dependencies import (
+    AccountMailDep,
+    CurrentUser,
+    PasswordHasherDep,
+    TokenCodecDep,
+    count_sign_in_attempt,
+)
+from app.auth.schemas import (
+    PASSWORD_RESET_ACCEPTED,
+    VERIFICATION_ACCEPTED,
+    EmailVerificationConfirm,
+    MailRequestAccepted,
+    PasswordLoginForm,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshTokenIn,
+    TokenPair,
+)
 from app.auth.service import IssuedTokens
 from app.core.cache_control import NO_STORE
 from app.core.db import SessionDep
@@ -56,3 +72,72 @@ async def refresh_token(
 async def logout(body: RefreshTokenIn, session: SessionDep, codec: TokenCodecDep) -> None:
     """End the login of this refresh token: its access and refresh tokens stop working."""
     await auth_service.logout(session, codec, body.refresh_token)
+
+
+@router.post(
+    "/verify-email/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MailRequestAccepted,
+    responses=problem_responses(401, 409),
+)
+async def request_email_verification(
+    user: CurrentUser, session: SessionDep, mail: AccountMailDep, limits: RequestLimitsDep
+) -> MailRequestAccepted:
+    """Mail a new verification link to your address; links mailed before keep working.
+
+    409 (`email_already_verified`) when it is verified already. Limited per address and per
+    client (RATE_LIMIT_MAIL_ADDRESS, RATE_LIMIT_MAIL_CLIENT): over either, the answer is the
+    same 202 and nothing is sent.
+    """
+    await auth_service.request_email_verification(session, mail, limits, user)
+    return VERIFICATION_ACCEPTED
+
+
+@router.post(
+    "/verify-email/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400),
+)
+async def confirm_email(body: EmailVerificationConfirm, session: SessionDep) -> None:
+    """The link's token verifies the address it was mailed to; no sign-in needed.
+
+    400 for a token that cannot be used (`token_expired`; `token_invalid`: unknown, used, for
+    another purpose, or mailed to an address the account no longer has); nothing changes.
+    """
+    await auth_service.confirm_email(session, body.token)
+
+
+@router.post(
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MailRequestAccepted,
+)
+async def request_password_reset(
+    body: PasswordResetRequest, session: SessionDep, mail: AccountMailDep, limits: RequestLimitsDep
+) -> MailRequestAccepted:
+    """Mail a reset link to this address if an active account has it; older reset links of the
+    account stop working.
+
+    Always the same 202, whether or not such an account exists. Limited per address and per
+    client: over either, the same 202 and nothing is sent.
+    """
+    await auth_service.request_password_reset(session, mail, limits, email=body.email)
+    return PASSWORD_RESET_ACCEPTED
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400),
+)
+async def reset_password(
+    body: PasswordResetConfirm, session: SessionDep, hasher: PasswordHasherDep
+) -> None:
+    """Set a new password with the link's token: every login of the account ends (all its
+    access and refresh tokens), and every other reset link stops working.
+
+    400 for a token that cannot be used (`token_expired`, `token_invalid`); nothing changes.
+    """
+    await auth_service.reset_password(
+        session, hasher, token=body.token, new_password=body.new_password
+    )

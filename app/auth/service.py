@@ -1,21 +1,40 @@
-"""Signing in, refreshing and signing out. A login is a row; every token names it (`sid`)."""
+"""Signing in, refreshing and signing out, and the links mailed to verify an address and to
+reset a password.
+
+A login is a row; every token names it (`sid`). A mailed link carries a token of
+account_tokens.py: single-use, for one purpose, expiring. Registration mails a welcome with a
+verification link; an unverified account signs in and works as any other (`email_verified` is
+recorded, not enforced).
+"""
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Self
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import repository
-from app.auth.errors import InvalidCredentials, InvalidToken, RefreshTokenReused
+from app.auth import account_tokens, repository
+from app.auth.errors import (
+    AccountTokenInvalid,
+    EmailAlreadyVerified,
+    InvalidCredentials,
+    InvalidToken,
+    RefreshTokenReused,
+)
 from app.core import security
+from app.core.config import Settings
 from app.core.db import outside_transaction
+from app.core.errors import RateLimited
 from app.core.ids import MAX_ROW_ID
 from app.core.rate_limits import RequestLimits
 from app.core.security import PasswordHasher, TokenCodec, TokenType
-from app.models import Login, RefreshToken, User
+from app.mail import service as mail_service
+from app.models import AccountTokenPurpose, Login, RefreshToken, User
+
+VERIFY_EMAIL, RESET_PASSWORD = AccountTokenPurpose.VERIFY_EMAIL, AccountTokenPurpose.RESET_PASSWORD
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +66,34 @@ class LoginEndReason(StrEnum):
     LOGOUT = "logout"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET = "password_reset"
     DEACTIVATED = "deactivated"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMail:
+    """What mailing a link takes: the composer, and how long each kind of link works."""
+
+    composer: mail_service.MailComposer
+    verify_ttl: timedelta
+    reset_ttl: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings, composer: mail_service.MailComposer) -> Self:
+        return cls(
+            composer=composer,
+            verify_ttl=timedelta(seconds=settings.VERIFY_TOKEN_TTL_SECONDS),
+            reset_ttl=timedelta(seconds=settings.RESET_TOKEN_TTL_SECONDS),
+        )
+
+    @property
+    def verify_hours(self) -> int:
+        # Whole hours, rounded down: the message never promises more than the link keeps.
+        return int(self.verify_ttl.total_seconds()) // 3600
+
+    @property
+    def reset_minutes(self) -> int:
+        return int(self.reset_ttl.total_seconds()) // 60
 
 
 async def login(
@@ -188,6 +234,164 @@ async def end_logins(
         except_login_id=except_login_id,
     )
     log.info("auth.logins_ended", user_id=user.id, reason=reason, kept=except_login_id)
+
+
+async def queue_welcome(session: AsyncSession, mail: AccountMail, user: User) -> None:
+    """The welcome of a new account, with a link that verifies its address."""
+    await _queue_verification(session, mail, user, template="welcome")
+
+
+async def request_email_verification(
+    session: AsyncSession, mail: AccountMail, limits: RequestLimits, user: User
+) -> None:
+    """Mail a new verification link to the user's address (older links keep working); 409 if it
+    is verified already. Over the mail limits, nothing is sent, and the caller is not told."""
+    if user.email_verified:
+        raise EmailAlreadyVerified
+    if not await _may_mail(limits, user.email):
+        log.info("auth.email_verification_limited", user_id=user.id)
+        return
+    await _queue_verification(session, mail, user, template="verify_email")
+
+
+async def confirm_email(session: AsyncSession, token: str) -> None:
+    """Spend a verification token: the address it was mailed to is verified, if it is still the
+    account's (a link to an earlier address verifies nothing)."""
+    row = await account_tokens.find_usable(session, token, VERIFY_EMAIL)
+    user = await account_tokens.spend(session, row)
+    if user.email != row.email:
+        log.info("auth.account_token_rejected", purpose=VERIFY_EMAIL, reason="email_changed")
+        raise AccountTokenInvalid
+    user.email_verified = True
+    await session.flush()
+    log.info("auth.email_verified", user_id=user.id)
+
+
+async def request_password_reset(
+    session: AsyncSession, mail: AccountMail, limits: RequestLimits, *, email: str
+) -> None:
+    """Mail a reset link if an active account has this (normalized) address, voiding its older
+    reset links. The caller learns nothing: whether the account exists or the mail limits are
+    spent, the answer is the same, and the same work comes first (the limits, the lookup)."""
+    allowed = await _may_mail(limits, email)
+    user = await repository.get_active_user_by_email(session, email)
+    log.info(
+        "auth.password_reset_requested",
+        user_id=user.id if user else None,
+        limited=not allowed,
+    )
+    if user is not None and allowed:
+        await _queue_password_reset(session, mail, user)
+
+
+async def reset_password(
+    session: AsyncSession, hasher: PasswordHasher, *, token: str, new_password: str
+) -> None:
+    """Spend a reset token: the account gets the new password, every login of it ends (their
+    refresh and access tokens stop working) and every other reset link stops working.
+
+    The token is checked before hashing (a bad one costs no hash), and spent after, with no
+    transaction held across the hashing.
+    """
+    row = await account_tokens.find_usable(session, token, RESET_PASSWORD)
+    async with outside_transaction(session):
+        new_hash = await hasher.hash(new_password)
+    user = await account_tokens.spend(session, row)
+    user.hashed_password = new_hash
+    await account_tokens.void(session, user, RESET_PASSWORD)
+    await end_logins(session, user, LoginEndReason.PASSWORD_RESET)
+    await session.flush()
+    log.info("auth.password_reset", user_id=user.id)
+
+
+async def password_changed(session: AsyncSession, user: User) -> None:
+    """The password changed: the reset links mailed before stop working."""
+    await account_tokens.void(session, user, RESET_PASSWORD)
+
+
+async def email_changed(
+    session: AsyncSession, mail: AccountMail, user: User, *, old_email: str
+) -> None:
+    """The account's address is now `user.email` (unverified). The verification links of the
+    old address stop working, the new one is sent its own, and the old one a notice with a reset
+    link, so that whoever holds it can take the account back."""
+    await account_tokens.void(session, user, VERIFY_EMAIL)
+    await _queue_verification(session, mail, user, template="verify_email")
+    reset_token = await _new_reset_token(session, mail, user, email=old_email)
+    await mail_service.queue(
+        session,
+        mail.composer,
+        to=old_email,
+        template="email_changed_notice",
+        context={
+            "username": user.username,
+            "new_email": user.email,
+            "reset_link": mail.composer.reset_password_link(reset_token),
+            "reset_minutes": mail.reset_minutes,
+        },
+    )
+
+
+async def _queue_verification(
+    session: AsyncSession, mail: AccountMail, user: User, *, template: str
+) -> None:
+    token = await account_tokens.issue(
+        session, user, VERIFY_EMAIL, email=user.email, ttl=mail.verify_ttl
+    )
+    await mail_service.queue(
+        session,
+        mail.composer,
+        to=user.email,
+        template=template,
+        context={
+            "username": user.username,
+            "verify_link": mail.composer.verify_email_link(token),
+            "verify_hours": mail.verify_hours,
+        },
+    )
+
+
+async def _queue_password_reset(session: AsyncSession, mail: AccountMail, user: User) -> None:
+    token = await _new_reset_token(session, mail, user, email=user.email)
+    await mail_service.queue(
+        session,
+        mail.composer,
+        to=user.email,
+        template="reset_password",
+        context={
+            "username": user.username,
+            "reset_link": mail.composer.reset_password_link(token),
+            "reset_minutes": mail.reset_minutes,
+        },
+    )
+
+
+async def _new_reset_token(
+    session: AsyncSession, mail: AccountMail, user: User, *, email: str
+) -> str:
+    """A reset token mailed to `email`; the user's earlier reset links stop working."""
+    await account_tokens.void(session, user, RESET_PASSWORD)
+    return await account_tokens.issue(
+        session, user, RESET_PASSWORD, email=email, ttl=mail.reset_ttl
+    )
+
+
+async def _may_mail(limits: RequestLimits, email: str) -> bool:
+    """Count a request for mail against its client and against the address it would go to;
+    False (send nothing) once either has none left.
+
+    Only the client's count reaches the RateLimit-* headers: the address's is not the client's
+    own, and would tell how often others asked for mail to it.
+    """
+    rate_limits = limits.rate_limits
+    try:
+        await limits.count(rate_limits.mail_client, limits.address)
+    except RateLimited:
+        return False
+    if not rate_limits.enabled:
+        return True
+    quota = await rate_limits.mail_address.hit(rate_limits.pseudonym(email))
+    return not quota.refused
 
 
 def _attempted_account(limits: RequestLimits, user: User | None, username_or_email: str) -> str:

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     # However often it is refreshed, a login ends this long after the sign-in.
     LOGIN_MAX_AGE_SECONDS: Annotated[int, Field(ge=1)] = 90 * 24 * 3600
     JWT_ISSUER: str = "quill"
+    # The links mailed to verify an address and to reset a password work once, this long. Whole
+    # hours and minutes: the message says "within 48 hours", "within 60 minutes".
+    VERIFY_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=3600)] = 48 * 3600
+    RESET_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=60)] = 3600
 
     # argon2id parameters; the defaults are the OWASP-recommended ones, tests make them cheap.
     PASSWORD_HASH_TIME_COST: Annotated[int, Field(ge=1)] = 3
@@ -202,6 +206,10 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_ACCOUNT: RateLimitText = "10/15 minutes"
     RATE_LIMIT_LOGIN_ADDRESS: RateLimitText = "30/minute"
     RATE_LIMIT_REGISTER_ADDRESS: RateLimitText = "60/hour"
+    # Verification and password-reset requests: per mail address they would write to, and per
+    # client. Over either, the request is answered as usual and nothing is sent.
+    RATE_LIMIT_MAIL_ADDRESS: RateLimitText = "5/hour"
+    RATE_LIMIT_MAIL_CLIENT: RateLimitText = "20/hour"
     # How many worker processes serve this app (the variable uvicorn and gunicorn read too): the
     # general limit is kept per process, each allowing its share of RATE_LIMIT_DEFAULT.
     WEB_CONCURRENCY: Annotated[int, Field(ge=1)] = 1

@@ -10,9 +10,10 @@ hit, at most `amount` per client (about 85 KiB for a client at the full 600/minu
 
 - The general limit (RATE_LIMIT_DEFAULT) is kept in each process's memory, so hot reads pay no
   Redis round trip: each of the WEB_CONCURRENCY workers allows its share of the rate.
-- The sign-in and sign-up limits are shared by every process: in Redis when REDIS_URL is set,
-  else in this process's memory (all there is then). When Redis cannot be reached they refuse
-  (RateLimitUnavailable, 503) rather than let password guessing through.
+- The sign-in, sign-up and mail-request limits are shared by every process: in Redis when
+  REDIS_URL is set, else in this process's memory (all there is then). When Redis cannot be
+  reached they refuse (RateLimitUnavailable, 503) rather than let password guessing, or a flood
+  of mail, through.
 """
 
 import hashlib
@@ -145,6 +146,9 @@ class RateLimits:
         self.register_address = shared_limit(
             "register-address", settings.RATE_LIMIT_REGISTER_ADDRESS
         )
+        # Verification and reset mail asked for: per address it would go to, per client.
+        self.mail_address = shared_limit("mail-address", settings.RATE_LIMIT_MAIL_ADDRESS)
+        self.mail_client = shared_limit("mail-client", settings.RATE_LIMIT_MAIL_CLIENT)
         self._pseudonym_key = settings.SECRET_KEY.get_secret_value().encode()
 
     def pseudonym(self, text: str) -> str:

@@ -2,6 +2,7 @@ from fastapi import APIRouter, Depends, Response, status
 
 from app.auth.dependencies import (
     OPTIONAL_AUTHENTICATION,
+    AccountMailDep,
     CurrentAuthentication,
     CurrentUser,
     PasswordHasherDep,
@@ -45,10 +46,13 @@ async def register(
     data: UserCreate,
     session: SessionDep,
     hasher: PasswordHasherDep,
+    mail: AccountMailDep,
     links: LinksDep,
     response: Response,
 ) -> User:
-    user = await users_service.register(session, hasher, data)
+    """Sign up. The account works at once; a welcome with a link that verifies the address is
+    mailed to it (`email_verified` stays false until the link is followed)."""
+    user = await users_service.register(session, hasher, mail, data)
     response.headers["Location"] = links.url_for("get_user", user_id=user.id)
     return user
 
@@ -85,12 +89,15 @@ async def update_me(
     caller: CurrentAuthentication,
     session: SessionDep,
     hasher: PasswordHasherDep,
+    mail: AccountMailDep,
 ) -> User:
     """Changing the password or the email needs `current_password`.
 
-    A new password signs out every other login of the account; this one goes on.
+    A new password signs out every other login of the account; this one goes on. A new email
+    is in force at once with `email_verified` false: it is mailed a verification link, and the
+    old address a notice with a link to reset the password.
     """
-    return await users_service.update_own_account(session, hasher, caller, changes)
+    return await users_service.update_own_account(session, hasher, mail, caller, changes)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 409))

@@ -2,6 +2,8 @@
 
 A deactivated account is hidden from everyone but administrators, its posts too. Quill always
 keeps one active administrator: the last one can be neither demoted, deactivated nor deleted.
+The mail these changes send (a welcome, a verification, a notice) is queued in the same unit of
+work: it goes only if the change is committed.
 """
 
 import structlog
@@ -9,7 +11,7 @@ from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth_service
-from app.auth.service import Authentication, LoginEndReason
+from app.auth.service import AccountMail, Authentication, LoginEndReason
 from app.core.db import outside_transaction
 from app.core.events import publish
 from app.core.pagination import Page, PageRequest
@@ -32,8 +34,14 @@ log = structlog.get_logger(__name__)
 
 
 async def register(
-    session: AsyncSession, hasher: PasswordHasher, data: UserCreate, *, is_superuser: bool = False
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    mail: AccountMail,
+    data: UserCreate,
+    *,
+    is_superuser: bool = False,
 ) -> User:
+    """A new account, welcomed by mail with a link that verifies its address."""
     async with outside_transaction(session):
         hashed_password = await hasher.hash(data.password)
     await _ensure_available(session, username=data.username, email=data.email)
@@ -46,6 +54,7 @@ async def register(
     )
     session.add(user)
     await session.flush()
+    await auth_service.queue_welcome(session, mail, user)
     log.info("user.registered", user_id=user.id, is_superuser=is_superuser)
     return user
 
@@ -75,10 +84,14 @@ async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | Non
 async def update_own_account(
     session: AsyncSession,
     hasher: PasswordHasher,
+    mail: AccountMail,
     caller: Authentication,
     changes: UserUpdate,
 ) -> User:
-    """Change the caller's account. A new password ends every login but this one."""
+    """Change the caller's account. A new password ends every login but this one, and voids the
+    reset links mailed before. A new email address is in force at once, unverified: it is sent
+    a verification link, and the old address a notice that tells how to take the account back.
+    """
     user = caller.user
     new_hash = None
     if changes.password is not MISSING or changes.email is not MISSING:
@@ -100,7 +113,9 @@ async def update_own_account(
     )
     if "username" in fields:
         user.username_key = username_key(fields["username"])
-    if fields.get("email", user.email) != user.email:
+    old_email = user.email
+    email_changes = fields.get("email", old_email) != old_email
+    if email_changes:
         user.email_verified = False
     for field, value in fields.items():
         setattr(user, field, value)
@@ -109,7 +124,11 @@ async def update_own_account(
         await auth_service.end_logins(
             session, user, LoginEndReason.PASSWORD_CHANGED, except_login_id=caller.login_id
         )
+        await auth_service.password_changed(session, user)
     await session.flush()
+    # Only after a new password voided the reset links: the notice's must survive a change of both.
+    if email_changes:
+        await auth_service.email_changed(session, mail, user, old_email=old_email)
     publish(session, UserChanged(user_id=user.id))
     log.info("user.updated", user_id=user.id, fields=sorted(changes.model_fields_set))
     return user

@@ -19,6 +19,7 @@ CONTEXTS: dict[str, dict[str, object]] = {
         "username": "ann",
         "new_email": "new@example.com",
         "reset_link": LINK,
+        "reset_minutes": 60,
     },
 }
 
