@@ -306,6 +306,25 @@ def test_token_lifetimes_default_to_15_minutes_and_30_days() -> None:
     assert settings.REFRESH_TOKEN_TTL_SECONDS == 30 * 24 * 3600
 
 
+def test_mailed_links_work_48_hours_and_1_hour_by_default() -> None:
+    settings = make_settings()
+
+    assert settings.VERIFY_TOKEN_TTL_SECONDS == 48 * 3600
+    assert settings.RESET_TOKEN_TTL_SECONDS == 3600
+
+
+@pytest.mark.parametrize(
+    ("name", "seconds"),
+    [("VERIFY_TOKEN_TTL_SECONDS", 3599), ("RESET_TOKEN_TTL_SECONDS", 59)],
+)
+def test_a_mailed_link_lives_at_least_the_unit_its_message_counts_in(
+    name: str, seconds: int
+) -> None:
+    # The messages say "within N hours" and "within N minutes": never "within 0".
+    with pytest.raises(ValidationError, match=name):
+        make_settings(**{name: seconds})
+
+
 def test_list_settings_are_read_from_the_environment_as_commas_or_json(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

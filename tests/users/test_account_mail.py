@@ -307,3 +307,21 @@ async def test_signing_up_queues_the_welcome_in_its_own_unit_of_work(
     assert await outbox_recipients(app) == ["ann@example.com"]
     statement = select(func.count()).select_from(User)
     assert await count_rows(session, statement) == 1
+
+
+async def test_the_messages_state_how_long_their_links_work_never_longer_than_they_do(
+    settings: Settings, serve: Serve, smtp_server: SmtpServer, session: AsyncSession
+) -> None:
+    await make_user(session, username="ann")
+    lifetimes = {"VERIFY_TOKEN_TTL_SECONDS": 5400, "RESET_TOKEN_TTL_SECONDS": 90}
+    app = create_app(settings.model_copy(update=lifetimes))
+    async with serve(app) as client:
+        headers = bearer((await login(client, "ann"))["access_token"])
+        assert (await change_email(client, headers, "new@example.com")).status_code == 200
+        received = await delivered(app, smtp_server)
+
+    [verification] = mail_to(received, "new@example.com")
+    [notice] = mail_to(received, "ann@example.com")
+    # An hour and a half, and a minute and a half: each rounded down, in the singular.
+    assert "within 1 hour:" in verification.text
+    assert "within 1 minute, set a new password" in notice.text
