@@ -440,6 +440,28 @@ async def test_requests_are_limited_per_client_whatever_the_address_and_answered
     assert len(mail_to(received, "cyd@example.com")) == 1
 
 
+async def test_with_rate_limits_turned_off_every_request_mails(
+    settings: Settings, serve: Serve, smtp_server: SmtpServer, session: AsyncSession
+) -> None:
+    await make_user(session, username="ann")
+    app = create_app(
+        settings.model_copy(
+            update={
+                "RATE_LIMIT_ENABLED": False,
+                "RATE_LIMIT_MAIL_ADDRESS": "1/hour",
+                "RATE_LIMIT_MAIL_CLIENT": "1/hour",
+            }
+        )
+    )
+    async with serve(app) as client:
+        responses = [await request_reset(client, "ann@example.com") for _ in range(2)]
+        received = await delivered(app, smtp_server)
+
+    assert [response.status_code for response in responses] == [202, 202]
+    assert "RateLimit-Limit" not in responses[1].headers
+    assert len(mail_to(received, "ann@example.com")) == 2
+
+
 async def test_requests_for_mail_are_refused_with_503_while_redis_is_down_and_mail_nothing(
     settings: Settings,
     serve: Serve,
