@@ -152,8 +152,9 @@ async def _replay(response: CachedResponse, if_none_match: bytes | None, send: S
     if if_none_match is not None and etag is not None and _matches(if_none_match, etag):
         await _send_not_modified(response.headers, send)
         return
+    # A list: the layers outside (gzip, security headers) edit the headers in place.
     await send(
-        {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        {"type": "http.response.start", "status": response.status, "headers": [*response.headers]}
     )
     await send({"type": "http.response.body", "body": response.body})
 
@@ -202,6 +203,6 @@ async def _respond_and_capture(
     if if_none_match is not None and _matches(if_none_match, etag):
         await _send_not_modified(headers, send)
     else:
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": 200, "headers": [*headers]})
         await send({"type": "http.response.body", "body": body})
     return response

@@ -391,6 +391,23 @@ async def test_an_edit_made_while_redis_is_frozen_is_not_lost_when_it_thaws(
             assert response.json()["content"] == "Version two."
 
 
+async def test_a_large_answer_is_compressed_hit_or_miss(cached: Cached) -> None:
+    headers = await auth_headers(cached.client, cached.author)
+    long = await cached.client.post(
+        "/api/v1/posts/", json={"title": "Long", "content": "words " * 2000}, headers=headers
+    )
+    url = f"/api/v1/posts/{long.json()['id']}"
+    miss = await cached.client.get(url, headers={"Accept-Encoding": "gzip"})
+    with recorded_statements(cached.app) as seen:
+        hit = await cached.client.get(url, headers={"Accept-Encoding": "gzip"})
+    plain = await cached.client.get(url, headers={"Accept-Encoding": "identity"})
+    assert seen == []
+    assert miss.headers["content-encoding"] == hit.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert miss.json() == hit.json() == plain.json()
+    assert miss.headers["etag"] == hit.headers["etag"] == plain.headers["etag"]
+
+
 async def test_a_hit_still_passes_every_outer_layer(cached: Cached) -> None:
     """Request id, security headers, rate limit and metrics see a hit as they see a miss."""
     url = post_url(cached.post)
