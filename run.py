@@ -83,8 +83,9 @@ def main(argv: list[str]) -> int:
     if command == "serve":
         return run(uv_path, "fastapi", "run", "--host", "127.0.0.1", "--port", "8000", *extra)
     if command == "test":
-        # Not a bare --cov: it would take the next argument (a test path) for its source.
-        return run(uv_path, "pytest", "--cov=app", *extra)
+        # Not a bare --cov: it would take the next argument (a test path) for its source. One
+        # test process per CPU (pytest-xdist); `-n 0` after it runs them all in this one.
+        return run(uv_path, "pytest", "--cov=app", "-n", "auto", *extra)
     if command == "alembic":
         return run(uv_path, "alembic", *extra)
     if command == "manage":

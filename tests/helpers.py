@@ -171,3 +171,38 @@ def recorded_statements(app: FastAPI) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+# --- metrics, as GET /metrics shows them ---
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(exposition: str) -> Samples:
+    # Imported here: prometheus_client must load after app.core.metrics has chosen its directory.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+async def scrape(client: httpx.AsyncClient) -> Samples:
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    return parse(response.text)
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def routes_labelled(samples: Samples) -> set[str]:
+    return {dict(labels)["route"] for (name, labels) in samples if name == "http_requests_total"}
+
+
+def request_labels(method: str, route: str, status: int) -> dict[str, str]:
+    return {"method": method, "route": route, "status": str(status)}

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,8 @@ _TEST_ONLY_VARIABLES = {"SECRET_KEY", "DATA_DIR", "DATABASE_URL", "ENVIRONMENT",
 class QuillProcess:
     url: str
     log: Path
+    # The supervisor: `fastapi run` itself, which starts (and restarts) the workers.
+    pid: int
 
 
 def free_port() -> int:
@@ -40,9 +42,15 @@ def answers_health(url: str) -> bool:
 
 @contextmanager
 def running_quill(
-    workdir: Path, settings: Mapping[str, str], *, workers: int = 1
+    workdir: Path,
+    settings: Mapping[str, str],
+    *,
+    workers: int = 1,
+    started: Callable[[Path], bool] = lambda _log: True,
 ) -> Iterator[QuillProcess]:
     """Serve Quill from `workdir` with these settings (environment variables) until the block ends.
+
+    The block begins once /health answers and `started(log)` holds (all workers up, say).
 
     Its output goes to a file, not a pipe: nothing reads a pipe while tests run, and a full one
     stalls the server.
@@ -77,13 +85,13 @@ def running_quill(
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
-            while not answers_health(url):
+            while not (answers_health(url) and started(log_path)):
                 if process.poll() is not None:
                     pytest.fail(f"the server exited at start-up:\n{log_path.read_text()}")
                 if time.monotonic() > deadline:
                     pytest.fail(f"the server did not answer within 60 s:\n{log_path.read_text()}")
                 time.sleep(0.2)
-            yield QuillProcess(url=url, log=log_path)
+            yield QuillProcess(url=url, log=log_path, pid=process.pid)
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -6,12 +6,9 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,80 +19,24 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.metrics_dir import ROOT as METRICS_ROOT
 from tests.factories import bearer
+from tests.quill_process import QuillProcess, running_quill
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2
 # Each new connection goes to whichever worker accepts it first: both have answered long before.
 MAX_ROUNDS = 100
 PASSWORD = "a long password"
 
 
-@dataclass(frozen=True)
-class Server:
-    url: str
-    log: Path
-    # The supervisor: `fastapi run` itself, which starts and restarts the workers.
-    pid: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    workdir = tmp_path_factory.mktemp("server")
-    port = free_port()
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "DATA_DIR", "DATABASE_URL", "ENVIRONMENT"}
-    }
-    environment["DATA_DIR"] = str(workdir / "data")
-    environment["PYTHONPATH"] = str(PROJECT_ROOT)
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuillProcess]:
     # One JSON object a line, each with the pid of the process that wrote it.
-    environment["LOG_JSON"] = "true"
-    fastapi_cli = Path(sys.executable).parent / "fastapi"
-    # A file, not a pipe: nothing reads a pipe while tests run, and a full one stalls the server.
-    output_path = workdir / "server.log"
-    output = output_path.open("wb")
-    process = subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
-        [
-            str(fastapi_cli),
-            "run",
-            str(PROJECT_ROOT / "app" / "main.py"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(WORKERS),
-        ],
-        cwd=workdir,
-        env=environment,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while len(started_workers(output_path)) < WORKERS or not answers_health(base_url):
-            if process.poll() is not None:
-                pytest.fail(f"the server exited at start-up:\n{output_path.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the server's {WORKERS} workers did not all start within 60 seconds:\n"
-                    f"{output_path.read_text()}"
-                )
-            time.sleep(0.2)
-        yield Server(url=base_url, log=output_path, pid=process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        output.close()
+    with running_quill(
+        tmp_path_factory.mktemp("server"),
+        {"LOG_JSON": "true"},
+        workers=WORKERS,
+        started=lambda log: len(started_workers(log)) >= WORKERS,
+    ) as running:
+        yield running
 
 
 def log_entries(log: Path) -> list[dict[str, Any]]:
@@ -106,13 +47,6 @@ def log_entries(log: Path) -> list[dict[str, Any]]:
 
 def started_workers(log: Path) -> set[int]:
     return {entry["pid"] for entry in log_entries(log) if entry["event"] == "quill.started"}
-
-
-def answers_health(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def request_pids(log: Path, request_ids: Collection[str]) -> dict[str, int]:
@@ -138,7 +72,7 @@ class FreshConnections:
     """Each request on a new connection, so that the requests spread over the worker processes,
     and with a request id of its own, to find it in the server's log."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: QuillProcess) -> None:
         self.server = server
         prefix = f"server-test-{uuid.uuid4().hex}"
         self._ids = (f"{prefix}-{n}" for n in itertools.count())
@@ -154,7 +88,9 @@ class FreshConnections:
         return response, request_id
 
 
-def test_workers_started_from_nothing_share_one_database_and_one_secret(server: Server) -> None:
+def test_workers_started_from_nothing_share_one_database_and_one_secret(
+    server: QuillProcess,
+) -> None:
     connections = FreshConnections(server)
     signup, signup_id = connections.send(
         "POST",
@@ -239,7 +175,7 @@ def send_until_every_worker_answered(connections: FreshConnections, path: str) -
 NOT_A_POST = {"method": "GET", "route": "/api/v1/posts/{post_id}", "status": "404"}
 
 
-def test_metrics_sum_the_requests_of_every_worker(server: Server) -> None:
+def test_metrics_sum_the_requests_of_every_worker(server: QuillProcess) -> None:
     connections = FreshConnections(server)
     sent = send_until_every_worker_answered(connections, "/api/v1/posts/424242")
 
@@ -257,13 +193,13 @@ def test_metrics_sum_the_requests_of_every_worker(server: Server) -> None:
         pytest.fail(f"the scrapes never reached every worker: {scraped_by}")
 
 
-def worker_pids(server: Server) -> set[int]:
+def worker_pids(server: QuillProcess) -> set[int]:
     """The supervisor's children now: a worker it stopped and joined is no longer one."""
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     return {int(pid) for pid in children} & started_workers(server.log)
 
 
-def test_a_worker_that_stops_leaves_the_live_sums_and_its_counts_stay(server: Server) -> None:
+def test_a_worker_that_stops_leaves_the_live_sums_and_its_counts_stay(server: QuillProcess) -> None:
     connections = FreshConnections(server)
     send_until_every_worker_answered(connections, "/api/v1/posts/535353")
     before, _ = connections.send("GET", "/metrics")
@@ -295,7 +231,7 @@ HANGING_REQUEST = (
 
 
 def test_a_killed_workers_requests_in_progress_leave_the_sum_once_a_worker_starts(
-    server: Server,
+    server: QuillProcess,
 ) -> None:
     connections = FreshConnections(server)
     port = httpx.URL(server.url).port

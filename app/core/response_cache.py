@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.cache import CachedResponse, CacheStore
+from app.core.metrics import ROUTE_TEMPLATE_STATE_KEY
 from app.core.redis import RedisUnavailable
 
 # Path parameters of cached routes are row ids, written one way only (app/core/ids.py): any other
@@ -29,8 +30,6 @@ _PARAMETER = re.compile(r"\{(\w+)\}")
 # What a 304 repeats of the 200 it stands for (RFC 9110, 15.4.5).
 _NOT_MODIFIED_HEADERS = frozenset({b"etag", b"vary", b"cache-control", b"content-location"})
 _UNCACHEABLE_DIRECTIVES = ("no-store", "private")
-# Where the metrics middleware finds the route a hit answered for (the router never ran).
-ROUTE_TEMPLATE_STATE = "route_template"
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,8 @@ class ResponseCacheMiddleware:
             await self.app(scope, receive, send)
             return
         route, parameters = matched
-        scope.setdefault("state", {})[ROUTE_TEMPLATE_STATE] = route.template
+        # The metrics' label for this route: on a hit, the router never runs to name it.
+        scope.setdefault("state", {})[ROUTE_TEMPLATE_STATE_KEY] = route.template
         headers = dict(scope["headers"])
         if_none_match = headers.get(b"if-none-match")
         key = None
@@ -152,8 +152,9 @@ async def _replay(response: CachedResponse, if_none_match: bytes | None, send: S
     if if_none_match is not None and etag is not None and _matches(if_none_match, etag):
         await _send_not_modified(response.headers, send)
         return
+    # A list: the layers outside (gzip, security headers) edit the headers in place.
     await send(
-        {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        {"type": "http.response.start", "status": response.status, "headers": [*response.headers]}
     )
     await send({"type": "http.response.body", "body": response.body})
 
@@ -202,6 +203,6 @@ async def _respond_and_capture(
     if if_none_match is not None and _matches(if_none_match, etag):
         await _send_not_modified(headers, send)
     else:
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": 200, "headers": [*headers]})
         await send({"type": "http.response.body", "body": body})
     return response

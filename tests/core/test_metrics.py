@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
@@ -34,37 +33,15 @@ from app.core.metrics import (
 from app.core.metrics_dir import ENVIRONMENT_VARIABLE
 from app.main import create_app
 from tests.conftest import Serve
-from tests.helpers import assert_problem
+from tests.helpers import (
+    assert_problem,
+    parse,
+    request_labels,
+    routes_labelled,
+    scrape,
+    value,
+)
 from tests.quill_process import PROJECT_ROOT
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(exposition: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(exposition)
-        for sample in family.samples
-    }
-
-
-async def scrape(client: httpx.AsyncClient) -> Samples:
-    response = await client.get("/metrics")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
-    return parse(response.text)
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def routes_labelled(samples: Samples) -> set[str]:
-    return {dict(labels)["route"] for (name, labels) in samples if name == "http_requests_total"}
-
-
-def request_labels(method: str, route: str, status: int) -> dict[str, str]:
-    return {"method": method, "route": route, "status": str(status)}
 
 
 async def test_requests_are_counted_and_timed_under_their_route_template(

@@ -18,7 +18,14 @@ from app.models import Post, User
 from app.posts.events import PostChanged
 from tests.conftest import Serve
 from tests.factories import DEFAULT_PASSWORD, auth_headers, make_post, make_user
-from tests.helpers import capture_logs, open_session, recorded_statements
+from tests.helpers import (
+    capture_logs,
+    open_session,
+    recorded_statements,
+    request_labels,
+    scrape,
+    value,
+)
 from tests.redis_server import RedisServer
 
 # Per request: its id and timing, and what the rate limit has left.
@@ -382,3 +389,48 @@ async def test_an_edit_made_while_redis_is_frozen_is_not_lost_when_it_thaws(
         for _ in range(2):
             response = await cached.client.get(post_url(cached.post))
             assert response.json()["content"] == "Version two."
+
+
+async def test_a_large_answer_is_compressed_hit_or_miss(cached: Cached) -> None:
+    headers = await auth_headers(cached.client, cached.author)
+    long = await cached.client.post(
+        "/api/v1/posts/", json={"title": "Long", "content": "words " * 2000}, headers=headers
+    )
+    url = f"/api/v1/posts/{long.json()['id']}"
+    miss = await cached.client.get(url, headers={"Accept-Encoding": "gzip"})
+    with recorded_statements(cached.app) as seen:
+        hit = await cached.client.get(url, headers={"Accept-Encoding": "gzip"})
+    plain = await cached.client.get(url, headers={"Accept-Encoding": "identity"})
+    assert seen == []
+    assert miss.headers["content-encoding"] == hit.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert miss.json() == hit.json() == plain.json()
+    assert miss.headers["etag"] == hit.headers["etag"] == plain.headers["etag"]
+
+
+async def test_a_hit_still_passes_every_outer_layer(cached: Cached) -> None:
+    """Request id, security headers, rate limit and metrics see a hit as they see a miss."""
+    url = post_url(cached.post)
+    await cached.client.get(url)
+    before = await scrape(cached.client)
+    with recorded_statements(cached.app) as seen:
+        hit = await cached.client.get(url, headers={"X-Request-ID": "a-cache-hit"})
+    after = await scrape(cached.client)
+
+    assert seen == []
+    assert hit.headers["x-request-id"] == "a-cache-hit"
+    assert hit.headers["x-content-type-options"] == "nosniff"
+    assert hit.headers["ratelimit-limit"]
+    labels = request_labels("GET", "/api/v1/posts/{post_id}", 200)
+    assert value(after, "http_requests_total", **labels) == (
+        value(before, "http_requests_total", **labels) + 1
+    )
+
+
+async def test_a_hit_is_refused_over_the_rate_limit(serve: Serve, cache_settings: Settings) -> None:
+    limited = cache_settings.model_copy(update={"RATE_LIMIT_DEFAULT": "2/minute"})
+    async for cached in _start(serve, limited):
+        for _ in range(2):
+            assert (await cached.client.get(post_url(cached.post))).status_code == 200
+        refused = await cached.client.get(post_url(cached.post))
+        assert refused.status_code == 429
