@@ -175,6 +175,9 @@ def settings(database_url: str, redis_url: str, redis_key_prefix: str, tmp_path:
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         REDIS_KEY_PREFIX=redis_key_prefix,
+        # Generous: on a loaded test machine a healthy Redis can take longer than production's
+        # 0.25 s. Tests of a Redis that stops answering set their own timeout.
+        REDIS_SOCKET_TIMEOUT_SECONDS=2.0,
         AUTO_MIGRATE=False,
         DATA_DIR=tmp_path / "data",
         SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
