@@ -190,7 +190,7 @@ class Settings(BaseSettings):
     REDIS_KEY_PREFIX: str = "quill:"
     # Short: a Redis that stops answering costs a request this long at most, once; then Redis is
     # skipped for REDIS_RETRY_SECONDS before it is tried again.
-    REDIS_SOCKET_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = 0.25
+    REDIS_SOCKET_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = 0.5
     REDIS_RETRY_SECONDS: Annotated[float, Field(gt=0)] = 2.0
     REDIS_MAX_CONNECTIONS: Annotated[int, Field(ge=1)] = 50
 
