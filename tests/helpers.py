@@ -17,7 +17,7 @@ from structlog.typing import EventDict
 
 from app.core.db import SQLITE_BEGIN_OPTION, Database
 from app.core.security import PasswordHasher
-from app.models import User
+from app.models import AccountToken, User
 from app.models.user import username_key
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
@@ -206,3 +206,23 @@ def routes_labelled(samples: Samples) -> set[str]:
 
 def request_labels(method: str, route: str, status: int) -> dict[str, str]:
     return {"method": method, "route": route, "status": str(status)}
+
+
+# --- what the account flows left in the database ---
+
+
+async def stored_user(session: AsyncSession, user_id: int) -> User:
+    statement = select(User).where(User.id == user_id).execution_options(populate_existing=True)
+    user = await session.scalar(statement)
+    await session.commit()  # end the read: on SQLite it would hold up the app's writes
+    assert user is not None
+    return user
+
+
+async def unspent_tokens(session: AsyncSession, user_id: int) -> int:
+    statement = (
+        select(func.count())
+        .select_from(AccountToken)
+        .where(AccountToken.user_id == user_id, AccountToken.used_at.is_(None))
+    )
+    return await count_rows(session, statement)

@@ -95,3 +95,22 @@ def running_quill(
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def start_up(workdir: Path, settings: Mapping[str, str]) -> "subprocess.CompletedProcess[str]":
+    """Import the app in a fresh process with only these settings (and PATH, PYTHONPATH): what
+    start-up alone does with them, whatever the suite's own environment holds."""
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **settings,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "import app.main"],
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

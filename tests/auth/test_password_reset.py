@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
@@ -19,7 +19,12 @@ from app.main import create_app
 from app.models import AccountToken, User
 from tests.conftest import Serve
 from tests.factories import DEFAULT_PASSWORD, bearer, login, make_user
-from tests.helpers import assert_problem, capture_logs, connections_during_hashing, count_rows
+from tests.helpers import (
+    assert_problem,
+    capture_logs,
+    connections_during_hashing,
+    unspent_tokens,
+)
 from tests.mail.conftest import smtp_settings
 from tests.mail.smtp_server import ReceivedMail, SmtpServer
 from tests.mailbox import (
@@ -76,15 +81,6 @@ async def stored_password_hash(session: AsyncSession, user_id: int) -> str:
     await session.commit()  # end the read: on SQLite it would hold up the app's writes
     assert hashed is not None
     return hashed
-
-
-async def unspent_tokens(session: AsyncSession, user_id: int) -> int:
-    statement = (
-        select(func.count())
-        .select_from(AccountToken)
-        .where(AccountToken.user_id == user_id, AccountToken.used_at.is_(None))
-    )
-    return await count_rows(session, statement)
 
 
 def reset_token(mail: ReceivedMail) -> str:

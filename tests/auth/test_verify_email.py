@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
@@ -16,7 +16,7 @@ from app.main import create_app
 from app.models import AccountToken, User
 from tests.conftest import Serve
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_user
-from tests.helpers import assert_problem, capture_logs, count_rows
+from tests.helpers import assert_problem, capture_logs, stored_user, unspent_tokens
 from tests.mail.conftest import smtp_settings
 from tests.mail.smtp_server import SmtpServer
 from tests.mailbox import (
@@ -46,23 +46,6 @@ VERIFICATION_ACCEPTED = {
 def settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
     """The app of these tests mails through this test's SMTP server."""
     return smtp_settings(settings, smtp_server)
-
-
-async def stored_user(session: AsyncSession, user_id: int) -> User:
-    statement = select(User).where(User.id == user_id).execution_options(populate_existing=True)
-    user = await session.scalar(statement)
-    await session.commit()  # end the read: on SQLite it would hold up the app's writes
-    assert user is not None
-    return user
-
-
-async def unspent_tokens(session: AsyncSession, user_id: int) -> int:
-    statement = (
-        select(func.count())
-        .select_from(AccountToken)
-        .where(AccountToken.user_id == user_id, AccountToken.used_at.is_(None))
-    )
-    return await count_rows(session, statement)
 
 
 async def sign_up(client: httpx.AsyncClient, account: dict[str, str] = ANN) -> int:

@@ -1,8 +1,5 @@
-import os
 import secrets
 import stat
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +15,8 @@ from app.main import create_app
 from tests.conftest import Serve
 from tests.factories import auth_headers, make_user
 from tests.helpers import open_session
+from tests.quill_process import start_up
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # 16 characters of two bytes each: 32 bytes, every character different.
 TWO_BYTE_KEY = "ĀāĂăĄąĆćĈĉĊċČčĎď"
 # Ten different whitespace characters: variety alone does not make a key.
@@ -163,23 +160,13 @@ def test_start_up_with_a_refused_secret_key_names_it_and_prints_neither_secret(
 ) -> None:
     # Only what start-up reads: the suite's own settings would change what the error shows.
     environment = {
-        "PATH": os.environ.get("PATH", ""),
         "ENVIRONMENT": "production",
         "SECRET_KEY": secret_key,
         "DATABASE_URL": DATABASE_URL_WITH_PASSWORD,
         "DATA_DIR": str(tmp_path / "data"),
-        "PYTHONPATH": str(PROJECT_ROOT),
     }
 
-    started = subprocess.run(
-        [sys.executable, "-c", "import app.main"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    started = start_up(tmp_path, environment)
 
     assert started.returncode != 0
     assert f"SECRET_KEY {problem}" in started.stderr

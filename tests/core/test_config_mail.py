@@ -1,8 +1,5 @@
 """The mail settings of app/core/config.py: what they default to, and what they refuse."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from app.core.config import MailBackend, Settings
+from tests.quill_process import start_up
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "a-production-secret-key-0123456789-abcdefghij"
 SMTP_PASSWORD = "smtp-password-hunter2"
 
@@ -149,22 +146,12 @@ def test_an_invalid_setting_never_shows_the_smtp_password() -> None:
 def test_start_up_in_production_without_smtp_host_names_it(tmp_path: Path) -> None:
     # Only what start-up reads: the suite's own settings would change what the error shows.
     environment = {
-        "PATH": os.environ.get("PATH", ""),
         "ENVIRONMENT": "production",
         "SECRET_KEY": SECRET_KEY,
         "DATA_DIR": str(tmp_path / "data"),
-        "PYTHONPATH": str(PROJECT_ROOT),
     }
 
-    started = subprocess.run(
-        [sys.executable, "-c", "import app.main"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    started = start_up(tmp_path, environment)
 
     assert started.returncode != 0
     assert "SMTP_HOST is not set" in started.stderr

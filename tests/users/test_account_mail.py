@@ -19,7 +19,7 @@ from app.users import service as users_service
 from app.users.schemas import UserCreate
 from tests.conftest import Serve
 from tests.factories import DEFAULT_PASSWORD, bearer, login, make_user
-from tests.helpers import assert_problem, count_rows
+from tests.helpers import assert_problem, count_rows, stored_user
 from tests.mail.conftest import smtp_settings
 from tests.mail.smtp_server import SmtpServer
 from tests.mailbox import (
@@ -42,14 +42,6 @@ NEW_PASSWORD = "a brand new passphrase"
 def settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
     """The app of these tests mails through this test's SMTP server."""
     return smtp_settings(settings, smtp_server)
-
-
-async def stored_user(session: AsyncSession, user_id: int) -> User:
-    statement = select(User).where(User.id == user_id).execution_options(populate_existing=True)
-    user = await session.scalar(statement)
-    await session.commit()  # end the read: on SQLite it would hold up the app's writes
-    assert user is not None
-    return user
 
 
 def sign_up_that_fails_after_its_mail(settings: Settings) -> FastAPI:
