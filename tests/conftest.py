@@ -42,6 +42,12 @@ from app.main import create_app
 from tests.helpers import open_session
 from tests.redis_server import RedisServer, require_redis_server
 
+# anyio imports its parts on first use, and under pytest such an import goes through the assertion
+# rewriter's ast.parse. On Python 3.11.7 that parse can fail mid-test ("AST constructor recursion
+# depth mismatch", a CPython bug), so every part is imported here, once, at collection.
+for _name in dir(anyio):
+    getattr(anyio, _name)
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 # With PostgreSQL, the suite runs on PostgreSQL + Redis, as production does.
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
