@@ -7,17 +7,23 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import CacheBackend, Settings
 from app.main import create_app
-from app.models import Favorite, Follow, Post, PostTag, Tag
+from app.models import Comment, Favorite, Follow, Post, PostTag, Tag, User
 from app.models.tag import TAG_MAX_LENGTH, TAGS_PER_POST_MAX
 from app.posts import slugs
 from tests.conftest import Serve
 from tests.factories import auth_headers, make_post, make_user
-from tests.helpers import assert_problem, count_rows, open_session, recorded_statements
+from tests.helpers import (
+    assert_problem,
+    count_rows,
+    open_session,
+    racing_an_uncommitted_change,
+    recorded_statements,
+)
 
 POSTS = "/api/v1/posts/"
 TAGS = "/api/v1/tags"
@@ -465,3 +471,92 @@ async def test_a_list_without_a_caller_is_exactly_a_page_and_a_count(
         count = await _list_statements(app, client, f"{POSTS}?limit=5", {})
 
     assert count == 2
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_concurrent_favorites_of_one_post_by_one_user_make_one_favorite(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    post = await make_post(session, await make_user(session))
+    headers = await auth_headers(client, await make_user(session))
+
+    responses = await asyncio.gather(
+        *(client.put(f"{POSTS}{post.id}/favorite", headers=headers) for _ in range(6))
+    )
+
+    assert [response.status_code for response in responses] == [200] * 6
+    assert await count_of(session, Favorite) == 1
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_favorite_racing_the_posts_deletion_waits_for_it_and_finds_it_gone(
+    client: httpx.AsyncClient, session: AsyncSession, database_url: str
+) -> None:
+    post = await make_post(session, await make_user(session))
+    headers = await auth_headers(client, await make_user(session))
+
+    response = await racing_an_uncommitted_change(
+        database_url,
+        delete(Post).where(Post.id == post.id),
+        client.put(f"{POSTS}{post.id}/favorite", headers=headers),
+    )
+
+    assert_problem(response, 404, "post_not_found")
+    assert await count_of(session, Favorite) == 0
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_comment_racing_the_posts_deletion_waits_for_it_and_finds_it_gone(
+    client: httpx.AsyncClient, session: AsyncSession, database_url: str
+) -> None:
+    post = await make_post(session, await make_user(session))
+    headers = await auth_headers(client, await make_user(session))
+
+    response = await racing_an_uncommitted_change(
+        database_url,
+        delete(Post).where(Post.id == post.id),
+        client.post(f"{POSTS}{post.id}/comments", json={"body": "Hi."}, headers=headers),
+    )
+
+    assert_problem(response, 404, "post_not_found")
+    assert await count_of(session, Comment) == 0
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_follow_racing_the_users_deletion_is_a_404_not_a_crash(
+    client: httpx.AsyncClient, session: AsyncSession, database_url: str
+) -> None:
+    bob = await make_user(session, username="bob")
+    headers = await auth_headers(client, await make_user(session, username="ann"))
+
+    response = await racing_an_uncommitted_change(
+        database_url,
+        delete(User).where(User.id == bob.id),
+        client.put(f"/api/v1/users/{bob.id}/follow", headers=headers),
+    )
+
+    assert_problem(response, 404, "user_not_found")
+    assert await count_of(session, Follow) == 0
+
+
+async def test_a_comment_list_is_two_statements_whatever_its_size(
+    serve: Serve, settings: Settings
+) -> None:
+    app = create_app(settings.model_copy(update={"CACHE_BACKEND": CacheBackend.OFF}))
+    async with serve(app) as client, open_session(app.state.database) as session:
+        post = await make_post(session, await make_user(session))
+        url = f"{POSTS}{post.id}/comments"
+
+        async def add_comments(count: int) -> None:
+            for _ in range(count):
+                author = await make_user(session)
+                session.add(Comment(post_id=post.id, author_id=author.id, body="Hi."))
+            await session.commit()
+
+        await add_comments(2)
+        small = await _list_statements(app, client, url, {})
+        await add_comments(18)
+        large = await _list_statements(app, client, url, {})
+
+    # The post is looked up first (404), then a page and a count.
+    assert small == large == 3
