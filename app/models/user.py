@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from app.models.post import Post
 
 USERNAME_MAX_LENGTH = 32
+# What a username is made of: any other text names nobody.
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 
 
 def username_key(username: str) -> str:

@@ -7,11 +7,11 @@ from pydantic import MISSING, BaseModel, ConfigDict, Field, StringConstraints, m
 
 from app.core.input import PASSWORD_MAX_LENGTH, EmailAddress, InputModel, NewPassword, Omittable
 from app.core.text import NoNul
-from app.models.user import USERNAME_MAX_LENGTH
+from app.models.user import USERNAME_MAX_LENGTH, USERNAME_PATTERN
 
 Username = Annotated[
     str,
-    StringConstraints(min_length=3, max_length=USERNAME_MAX_LENGTH, pattern=r"^[A-Za-z0-9_.\-]+$"),
+    StringConstraints(min_length=3, max_length=USERNAME_MAX_LENGTH, pattern=USERNAME_PATTERN),
 ]
 CurrentPassword = Annotated[
     str,

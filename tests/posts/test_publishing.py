@@ -14,6 +14,7 @@ from app.core.config import CacheBackend, Settings
 from app.main import create_app
 from app.models import Comment, Favorite, Follow, Post, PostTag, Tag, User
 from app.models.tag import TAG_MAX_LENGTH, TAGS_PER_POST_MAX
+from app.posts import service as posts_service
 from app.posts import slugs
 from tests.conftest import Serve
 from tests.factories import auth_headers, make_post, make_user
@@ -560,3 +561,57 @@ async def test_a_comment_list_is_two_statements_whatever_its_size(
 
     # The post is looked up first (404), then a page and a count.
     assert small == large == 3
+
+
+async def test_the_tags_in_use_refuse_a_token_that_fails(client: httpx.AsyncClient) -> None:
+    response = await client.get(TAGS, headers={"Authorization": "Bearer not-a-jwt"})
+
+    assert_problem(response, 401, "invalid_token")
+
+
+async def test_a_slug_taken_between_the_check_and_the_insert_is_tried_again_then_given_up(
+    app: FastAPI, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a concurrent writer does to a candidate on PostgreSQL, made certain: every suffix
+    # clashes, so each insert after the check meets the unique constraint.
+    ann = await make_user(session, username="ann")
+    monkeypatch.setattr(slugs, "with_suffix", lambda base: f"{base}-taken")
+    database = app.state.database
+    for title in ("Garlic", "Garlic", "Tulips"):
+        async with database.transaction() as writing:
+            await posts_service.create(writing, ann, title=title, content="c")
+
+    async def create_a_third_garlic() -> None:
+        async with database.transaction() as writing:
+            await posts_service.create(writing, ann, title="Garlic", content="c")
+
+    async def rename_tulips_to_garlic() -> None:
+        async with database.transaction() as writing:
+            post = await posts_service.get_editable(writing, ann, slug="tulips")
+            changes = posts_service.PostChanges(title="Garlic")
+            await posts_service.update(writing, post, changes, viewer=ann)
+
+    with pytest.raises(RuntimeError, match="no free slug"):
+        await create_a_third_garlic()
+    with pytest.raises(RuntimeError, match="no free slug"):
+        await rename_tulips_to_garlic()
+
+    slugs_now = await session.scalars(select(Post.slug).order_by(Post.id))
+    assert list(slugs_now) == ["garlic", "garlic-taken", "tulips"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"favorited_by": "a\x00b"},
+        {"favorited_by": "ann smith"},
+        {"favorited_by": ""},
+        {"tag": "a\x00b"},
+        {"tag": ""},
+        {"tag": "x" * (TAG_MAX_LENGTH + 1)},
+    ],
+)
+async def test_list_filters_that_can_name_nothing_are_refused_with_422(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    assert_problem(await client.get(POSTS, params=params), 422, "validation_failed")
