@@ -16,6 +16,7 @@ from app.models import Comment, Favorite, Follow, Post, PostTag, Tag, User
 from app.models.tag import TAG_MAX_LENGTH, TAGS_PER_POST_MAX
 from app.posts import service as posts_service
 from app.posts import slugs
+from app.posts.events import PostChanged
 from tests.conftest import Serve
 from tests.factories import auth_headers, make_post, make_user
 from tests.helpers import (
@@ -615,3 +616,51 @@ async def test_list_filters_that_can_name_nothing_are_refused_with_422(
     client: httpx.AsyncClient, params: dict[str, str]
 ) -> None:
     assert_problem(await client.get(POSTS, params=params), 422, "validation_failed")
+
+
+async def test_a_deactivated_users_favorites_are_not_counted_nor_listed(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    post = await make_post(session, await make_user(session))
+    admin = await make_user(session, username="root", is_superuser=True)
+    fans = [await make_user(session, username=name) for name in ("ann", "gone")]
+    for fan in fans:
+        session.add(Favorite(user_id=fan.id, post_id=post.id))
+    fans[1].is_active = False
+    await session.commit()
+
+    seen = (await client.get(f"{POSTS}{post.id}")).json()
+    favored_by_gone = await client.get(POSTS, params={"favorited_by": "gone"})
+    by_admin = await client.get(
+        POSTS, params={"favorited_by": "gone"}, headers=await auth_headers(client, admin)
+    )
+
+    assert seen["favorites_count"] == 1
+    assert favored_by_gone.json()["total"] == 0
+    assert by_admin.json()["total"] == 1
+
+
+async def test_edits_tell_listeners_every_slug_the_post_had_or_has(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    heard: list[PostChanged] = []
+    app.state.database.events.subscribe(PostChanged, heard.append)
+    headers = await auth_headers(client, await make_user(session))
+    post = await create(client, headers, title="Garlic")
+    url = f"{POSTS}{post['id']}"
+
+    await client.patch(url, json={"content": "Later."}, headers=headers)
+    await client.patch(url, json={"title": "Tulips"}, headers=headers)
+    await client.put(f"{url}/favorite", headers=headers)
+    await client.post(f"{url}/comments", json={"body": "Hi."}, headers=headers)
+    await client.delete(url, headers=headers)
+
+    assert [event.slugs for event in heard] == [
+        ("garlic",),
+        ("garlic",),
+        ("garlic", "tulips"),
+        ("tulips",),
+        ("tulips",),
+        ("tulips",),
+    ]
+    assert {event.post_id for event in heard} == {post["id"]}
