@@ -5,6 +5,7 @@ constraint decides, and the loser gets the same answer.
 """
 
 from app.core.db_errors import ConstraintErrors
+from app.idempotency.errors import IdempotencyKeyInFlight
 from app.models import Base
 from app.users.errors import EmailTaken, UsernameTaken
 
@@ -13,5 +14,7 @@ CONSTRAINT_ERRORS = ConstraintErrors(
     {
         "uq_users_username_key": UsernameTaken,
         "uq_users_email": EmailTaken,
+        # Two requests with one key that ran at once (the lock of app/idempotency makes it rare).
+        "uq_idempotency_keys_user_id_key": IdempotencyKeyInFlight,
     },
 )

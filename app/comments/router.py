@@ -11,9 +11,10 @@ from app.core.links import LinksDep
 from app.core.pagination import Page, PageDep, PageRead
 from app.core.paths import POSTS_PREFIX
 from app.core.problem_details import problem_responses
+from app.idempotency.dependencies import IdempotentRoute
 
 # A post's comments live under the post's URL.
-router = APIRouter(prefix=POSTS_PREFIX, tags=["comments"])
+router = APIRouter(prefix=POSTS_PREFIX, tags=["comments"], route_class=IdempotentRoute)
 
 # The stateful fuzzer, and any client, can follow a new comment to its deletion.
 _COMMENT_LINKS = {
@@ -45,7 +46,8 @@ async def list_comments(
     "/{post_id}/comments",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentRead,
-    responses={**problem_responses(401, 404), 201: {"links": _COMMENT_LINKS}},
+    # 409: Idempotency-Key used for another request, or while its first request still runs.
+    responses={**problem_responses(401, 404, 409), 201: {"links": _COMMENT_LINKS}},
 )
 async def add_comment(
     post_id: PostIdPath,

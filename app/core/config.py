@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     # hours and minutes: the message says "within 48 hours", "within 60 minutes".
     VERIFY_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=3600)] = 48 * 3600
     RESET_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=60)] = 3600
+    # A creating request sent with Idempotency-Key keeps its answer this long: a retry within it
+    # gets that answer again and creates nothing.
+    IDEMPOTENCY_KEY_TTL_SECONDS: Annotated[int, Field(ge=60)] = 24 * 3600
 
     # argon2id parameters; the defaults are the OWASP-recommended ones, tests make them cheap.
     PASSWORD_HASH_TIME_COST: Annotated[int, Field(ge=1)] = 3

@@ -5,6 +5,7 @@ from app.models.base import Base
 from app.models.comment import Comment
 from app.models.favorite import Favorite
 from app.models.follow import Follow
+from app.models.idempotency_key import IdempotencyKey
 from app.models.login import Login
 from app.models.outbox_message import OutboxMessage, OutboxStatus
 from app.models.post import Post
@@ -20,6 +21,7 @@ __all__ = [
     "Comment",
     "Favorite",
     "Follow",
+    "IdempotencyKey",
     "Login",
     "OutboxMessage",
     "OutboxStatus",

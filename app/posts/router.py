@@ -8,6 +8,7 @@ from app.core.links import LinksDep
 from app.core.pagination import Page, PageDep, PageRead
 from app.core.paths import FEED_PATH, POSTS_PREFIX, TAGS_PREFIX, USERS_PREFIX
 from app.core.problem_details import problem_responses
+from app.idempotency.dependencies import IdempotentRoute
 from app.posts import service as posts_service
 from app.posts.dependencies import EditablePost
 from app.posts.schemas import (
@@ -22,7 +23,7 @@ from app.posts.schemas import (
 from app.posts.service import PostFilter, PostView
 from app.users.dependencies import VisibleUser
 
-router = APIRouter(prefix=POSTS_PREFIX, tags=["posts"])
+router = APIRouter(prefix=POSTS_PREFIX, tags=["posts"], route_class=IdempotentRoute)
 # A user's posts live under the user's URL, and are posts' business.
 author_router = APIRouter(prefix=USERS_PREFIX, tags=["posts"])
 # The tags in use, and the caller's feed, are views of posts too.
@@ -55,7 +56,8 @@ _POST_LINKS = {
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=PostRead,
-    responses={**problem_responses(401), 201: {"links": _POST_LINKS}},
+    # 409: Idempotency-Key used for another request, or while its first request still runs.
+    responses={**problem_responses(401, 409), 201: {"links": _POST_LINKS}},
 )
 async def create_post(
     data: PostCreate, user: CurrentUser, session: SessionDep, links: LinksDep, response: Response

@@ -41,9 +41,12 @@ QUILL_TABLES = {
     "comments",
     "follows",
     "favorites",
+    "idempotency_keys",
 }
 # What revision 0006 adds.
 PUBLISHING_TABLES = {"tags", "post_tags", "comments", "follows", "favorites"}
+# What revision 0007 adds.
+IDEMPOTENCY_TABLES = {"idempotency_keys"}
 NEW_USER = {"username": "ann", "email": "ann@example.com", "password": "correct horse battery"}
 
 
@@ -379,6 +382,7 @@ async def test_downgrade_to_0003_removes_only_the_outbox_and_upgrade_restores_it
         "outbox_messages",
         "account_tokens",
         *PUBLISHING_TABLES,
+        *IDEMPOTENCY_TABLES,
     }
 
     await asyncio.to_thread(upgrade_to_head, database_url)
@@ -424,6 +428,7 @@ async def test_downgrade_to_0004_removes_only_the_account_tokens_and_upgrade_res
     assert await table_names(database_url) - {"alembic_version"} == QUILL_TABLES - {
         "account_tokens",
         *PUBLISHING_TABLES,
+        *IDEMPOTENCY_TABLES,
     }
 
     await asyncio.to_thread(upgrade_to_head, database_url)
@@ -531,13 +536,26 @@ async def test_downgrade_to_0005_removes_only_the_publishing_domain_and_upgrade_
 ) -> None:
     await downgrade_to(database_url, "0005")
     assert await table_names(database_url) - {"alembic_version"} == (
-        QUILL_TABLES - PUBLISHING_TABLES
+        QUILL_TABLES - PUBLISHING_TABLES - IDEMPOTENCY_TABLES
     )
 
     def post_columns(connection: Connection) -> set[str]:
         return {column["name"] for column in inspect(connection).get_columns("posts")}
 
     assert {"slug", "description"}.isdisjoint(await run_on(database_url, post_columns))
+
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    assert await table_names(database_url) - {"alembic_version"} == QUILL_TABLES
+    assert await schema_differences(database_url, Base.metadata) == []
+
+
+async def test_downgrade_to_0006_removes_only_the_idempotency_keys_and_upgrade_restores_them(
+    database_url: str,
+) -> None:
+    await downgrade_to(database_url, "0006")
+    assert await table_names(database_url) - {"alembic_version"} == (
+        QUILL_TABLES - IDEMPOTENCY_TABLES
+    )
 
     await asyncio.to_thread(upgrade_to_head, database_url)
     assert await table_names(database_url) - {"alembic_version"} == QUILL_TABLES
