@@ -73,6 +73,14 @@ class Conflict(AppError):
     default_detail = "The request conflicts with the current state of the resource."
 
 
+class PreconditionFailed(AppError):
+    """`If-Match` named no current version of the resource: nothing was changed."""
+
+    status_code = 412
+    code = "precondition_failed"
+    default_detail = "The resource changed since the ETag sent in If-Match; read it again."
+
+
 @dataclass(frozen=True, slots=True)
 class InvalidField:
     """One reason the request is invalid: where (`loc`), why (`msg`), and its kind (`type`)."""

@@ -6,8 +6,9 @@ request, hits included. Only anonymous GETs are answered from the cache or fill 
 route may answer differently to a caller with credentials (an administrator sees deactivated
 users), and a bad token must still get its 401.
 
-Every 200 of a cached route carries a strong ETag (a digest of its body, so the same for every
-caller and new with every edit), and `If-None-Match` gets a 304 with no body, hit or not.
+Every 200 of a cached route carries a strong ETag, and `If-None-Match` gets a 304 with no body,
+hit or not. The ETag is the route's own when it sets one (a post's, the same for every caller:
+app/posts), else a digest of the body: new with every edit either way.
 """
 
 import hashlib
@@ -198,11 +199,11 @@ async def _respond_and_capture(
     if passing_through or start is None:
         return None
     body = b"".join(chunks)
-    etag = entity_tag(body)
-    headers = (
-        *((name, value) for name, value in start.get("headers", ()) if name != b"etag"),
-        (b"etag", etag),
-    )
+    headers = tuple(start.get("headers", ()))
+    etag = dict(headers).get(b"etag")
+    if etag is None:
+        etag = entity_tag(body)
+        headers = (*headers, (b"etag", etag))
     response = CachedResponse(status=200, headers=headers, body=body)
     if if_none_match is not None and _matches(if_none_match, etag):
         await _send_not_modified(headers, send)

@@ -1,4 +1,4 @@
-from app.core.errors import AppError, NotFound, PermissionDenied
+from app.core.errors import AppError, NotFound, PermissionDenied, PreconditionFailed
 
 
 class PostNotFound(NotFound):
@@ -18,3 +18,10 @@ class InvalidTags(AppError):
     code = "invalid_tags"
     default_detail = "Tags must be non-blank, short, without control characters, and few."
     default_field = "tags"
+
+
+class PostChangedMeanwhile(PreconditionFailed):
+    code = "post_changed_meanwhile"
+    default_detail = (
+        "The post changed since the ETag sent in If-Match: read it again, then edit that version."
+    )

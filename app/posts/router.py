@@ -2,6 +2,7 @@ from fastapi import APIRouter, Response, status
 
 from app.auth.dependencies import OPTIONAL_AUTHENTICATION, CurrentUser, OptionalUser
 from app.core.cache_control import VARY_AUTHORIZATION
+from app.core.conditional import IfMatchDep, strong_entity_tag
 from app.core.db import SessionDep
 from app.core.ids import AuthorIdQuery, PostIdPath
 from app.core.links import LinksDep
@@ -96,35 +97,61 @@ async def list_posts(
     return await posts_service.list_newest_first(session, page, viewer=viewer, filters=filters)
 
 
+# A post's ETag names its version, the same for every caller: send it in If-Match to edit.
+_ETAG = {"ETag": {"description": "The post's version", "schema": {"type": "string"}}}
+
+
+def _tagged(view: PostView, response: Response) -> PostView:
+    response.headers["ETag"] = strong_entity_tag(posts_service.version_of(view))
+    return view
+
+
 @router.get(
     "/by-slug/{slug}",
     response_model=PostRead,
-    responses={**problem_responses(401, 404), 200: {"links": _POST_ID_LINKS}},
+    responses={**problem_responses(401, 404), 200: {"links": _POST_ID_LINKS, "headers": _ETAG}},
     openapi_extra=OPTIONAL_AUTHENTICATION,
     dependencies=[VARY_AUTHORIZATION],
 )
-async def get_post_by_slug(slug: SlugPath, viewer: OptionalUser, session: SessionDep) -> PostView:
-    return await posts_service.get_view_by_slug(session, slug, viewer=viewer)
+async def get_post_by_slug(
+    slug: SlugPath, viewer: OptionalUser, session: SessionDep, response: Response
+) -> PostView:
+    return _tagged(await posts_service.get_view_by_slug(session, slug, viewer=viewer), response)
 
 
 @router.get(
     "/{post_id}",
     response_model=PostRead,
-    responses=problem_responses(401, 404),
+    responses={**problem_responses(401, 404), 200: {"headers": _ETAG}},
     openapi_extra=OPTIONAL_AUTHENTICATION,
     dependencies=[VARY_AUTHORIZATION],
 )
-async def get_post(post_id: PostIdPath, viewer: OptionalUser, session: SessionDep) -> PostView:
-    return await posts_service.get_view(session, post_id, viewer=viewer)
+async def get_post(
+    post_id: PostIdPath, viewer: OptionalUser, session: SessionDep, response: Response
+) -> PostView:
+    return _tagged(await posts_service.get_view(session, post_id, viewer=viewer), response)
 
 
-@router.patch("/{post_id}", response_model=PostRead, responses=problem_responses(401, 403, 404))
+@router.patch(
+    "/{post_id}",
+    response_model=PostRead,
+    responses={**problem_responses(401, 403, 404, 412), 200: {"headers": _ETAG}},
+)
 async def update_post(
-    changes: PostUpdate, post: EditablePost, user: CurrentUser, session: SessionDep
+    changes: PostUpdate,
+    post: EditablePost,
+    user: CurrentUser,
+    if_match: IfMatchDep,
+    session: SessionDep,
+    response: Response,
 ) -> PostView:
     """A new title gives the post a new slug, unless its words are the same; other edits keep
-    it. `tags` replaces every tag (`[]` removes them)."""
-    return await posts_service.update(session, post, changes.changes(), viewer=user)
+    it. `tags` replaces every tag (`[]` removes them). With If-Match, only the version it names
+    is edited (412 otherwise)."""
+    edited = await posts_service.update(
+        session, post, changes.changes(), viewer=user, if_match=if_match
+    )
+    return _tagged(edited, response)
 
 
 @router.delete(

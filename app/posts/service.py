@@ -5,6 +5,7 @@ its view (PostView), read for a given viewer, whose favorite and follow it says;
 render it.
 """
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import structlog
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.conditional import IfMatch
 from app.core.events import publish
 from app.core.pagination import Page, PageRequest
 from app.models import Post, User
@@ -22,7 +24,7 @@ from app.models.base import utcnow
 from app.models.tag import TAG_MAX_LENGTH, TAG_PATTERN, TAGS_PER_POST_MAX
 from app.models.user import username_key
 from app.posts import repository, slugs
-from app.posts.errors import InvalidTags, NotPostAuthor, PostNotFound
+from app.posts.errors import InvalidTags, NotPostAuthor, PostChangedMeanwhile, PostNotFound
 from app.posts.events import PostChanged
 from app.posts.repository import ListConditions
 
@@ -125,6 +127,26 @@ def normalise_tags(tags: Sequence[str]) -> tuple[str, ...]:
     return normalised
 
 
+def version_of(view: PostView) -> str:
+    """A digest of all that the post shows every viewer alike (not `favorited`, `following`): the
+    version its ETag names, the same from any read for any caller, and new with every edit, tag,
+    favorite or change of its author's profile."""
+    author = view.author
+    shown = (
+        view.id,
+        view.slug,
+        view.title,
+        view.description,
+        view.content,
+        view.tags,
+        view.created_at.isoformat(),
+        view.updated_at.isoformat(),
+        (author.id, author.username, author.bio, author.image),
+        view.favorites_count,
+    )
+    return hashlib.sha256(repr(shown).encode()).hexdigest()[:32]
+
+
 async def _view_of(session: AsyncSession, post_id: int, viewer: User | None) -> PostView:
     """The view of a post this unit of work has just written or checked: it is there."""
     row = await repository.view_by_id(
@@ -203,10 +225,23 @@ async def get_editable(
 
 
 async def update(
-    session: AsyncSession, post: Post, changes: PostChanges, *, viewer: User
+    session: AsyncSession,
+    post: Post,
+    changes: PostChanges,
+    *,
+    viewer: User,
+    if_match: IfMatch | None = None,
 ) -> PostView:
     """Apply an edit to a post from get_editable. A new title whose words differ gives the post a
-    new slug (the old one then names nothing); other edits keep it."""
+    new slug (the old one then names nothing); other edits keep it.
+
+    With `if_match`, only if the post is still at a version it accepts (PostChangedMeanwhile
+    otherwise): the post is locked, so no edit slips in between the check and this one.
+    """
+    if if_match is not None and not if_match.accepts(
+        version_of(await _view_of(session, post.id, viewer))
+    ):
+        raise PostChangedMeanwhile
     normalised_tags = None if changes.tags is None else normalise_tags(changes.tags)
     old_slug = post.slug
     new_base = None
