@@ -120,10 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES, surfaces=surfaces
     )
-    if settings.CORS_ORIGINS:
+    if settings.cors_origins:
         # Inside the host check: a preflight is answered here, and only for a known host. Around
         # the body limit, the limits and the routes, so that a page can read their errors.
-        app.add_middleware(CORSMiddleware, origins=settings.CORS_ORIGINS, surfaces=surfaces)
+        app.add_middleware(CORSMiddleware, origins=settings.cors_origins, surfaces=surfaces)
     app.add_middleware(HostFreeLocationMiddleware, public_base_url=settings.PUBLIC_BASE_URL)
     app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, surfaces=surfaces)
     # Inside RequestContext: it measures every answer, those of the layers above too.
