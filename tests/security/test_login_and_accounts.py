@@ -407,3 +407,60 @@ async def test_with_the_list_on_a_common_new_password_is_refused_by_a_change_and
         )
         assert done.status_code == 204, done.text
         assert (await sign_in(client, "ann", "another uncommon passphrase")).status_code == 200
+
+
+# --- Headers that claim another client address -------------------------------------------------
+
+SPOOFED_ADDRESS_HEADERS = ["X-Forwarded-For", "X-Real-IP", "True-Client-IP", "CF-Connecting-IP"]
+
+
+async def test_headers_naming_another_client_address_escape_no_limit(
+    settings: Settings, serve: Serve
+) -> None:
+    """The app counts the address the server reports; only uvicorn, for a trusted proxy, may
+    take it from X-Forwarded-For (tests/auth/test_rate_limits.py::test_x_forwarded_for_from_an_
+    untrusted_peer_cannot_escape_the_address_limit). No header reaches a limit's key."""
+    app = create_app(
+        settings.model_copy(
+            update={
+                "RATE_LIMIT_LOGIN_ADDRESS": "2/minute",
+                "RATE_LIMIT_REGISTER_ADDRESS": "2/hour",
+                "RATE_LIMIT_MAIL_CLIENT": "2/hour",
+            }
+        )
+    )
+
+    def spoofing(n: int) -> dict[str, str]:
+        address = f"198.51.100.{n}"
+        return {
+            **dict.fromkeys(SPOOFED_ADDRESS_HEADERS, address),
+            "Forwarded": f"for={address}",
+        }
+
+    async with serve(app) as client:
+        sign_ins = [
+            await client.post(
+                TOKEN, data={"username": f"nobody{n}", "password": "guess"}, headers=spoofing(n)
+            )
+            for n in range(3)
+        ]
+        sign_ups = [
+            await client.post(
+                USERS,
+                json={"username": f"new{n}", "email": f"new{n}@example.com", "password": "a" * 8},
+                headers=spoofing(n),
+            )
+            for n in range(3)
+        ]
+        resets = [
+            await client.post(
+                RESET_REQUEST, json={"email": f"new{n}@example.com"}, headers=spoofing(n)
+            )
+            for n in range(3)
+        ]
+
+    assert [response.status_code for response in sign_ins] == [401, 401, 429]
+    assert [response.status_code for response in sign_ups] == [201, 201, 429]
+    # Over the mail limit the answer is the same 202; its own RateLimit headers say it is spent.
+    assert [response.status_code for response in resets] == [202, 202, 202]
+    assert [response.headers["RateLimit-Remaining"] for response in resets] == ["1", "0", "0"]
