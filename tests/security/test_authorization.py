@@ -298,32 +298,26 @@ def test_every_route_with_a_body_is_attacked_here(app: FastAPI) -> None:
     assert with_a_body == set(WRITES)
 
 
-@pytest.mark.parametrize("field", sorted(SERVER_OWNED))
 @pytest.mark.parametrize("route", sorted(WRITES), ids=" ".join)
 async def test_a_field_no_client_may_set_is_refused_and_changes_nothing(
-    client: httpx.AsyncClient, world: World, route: tuple[str, str], field: str
+    client: httpx.AsyncClient, world: World, route: tuple[str, str]
 ) -> None:
     write = WRITES[route]
-    if field in write.takes:
-        pytest.skip(f"{field} is what this route sets")
     path, body, headers = await write.make(world)
     before = await snapshot(world.app.state.database)
-    value = SERVER_OWNED[field]
-    if write.form:
-        value = value if isinstance(value, str) else str(value)
 
-    attacked = {**body, field: value}
-    if write.form:
-        response = await client.request(write.method, path, data=attacked, headers=headers)
-    else:
-        response = await client.request(write.method, path, json=attacked, headers=headers)
+    async def send(content: dict[str, Any]) -> httpx.Response:
+        if write.form:
+            form = {name: str(value) for name, value in content.items()}
+            return await client.request(write.method, path, data=form, headers=headers)
+        return await client.request(write.method, path, json=content, headers=headers)
 
-    problem = assert_problem(response, 422, "validation_failed")
-    assert any(error["loc"][-1] == field for error in problem["errors"]), problem
-    assert await snapshot(world.app.state.database) == before
-    # The control: without the field, the same write is carried out.
-    if write.form:
-        done = await client.request(write.method, path, data=body, headers=headers)
-    else:
-        done = await client.request(write.method, path, json=body, headers=headers)
+    for field in sorted(SERVER_OWNED.keys() - write.takes):
+        response = await send({**body, field: SERVER_OWNED[field]})
+
+        problem = assert_problem(response, 422, "validation_failed")
+        assert [error["loc"][-1] for error in problem["errors"]] == [field], problem
+        assert await snapshot(world.app.state.database) == before, field
+    # The control: without them, the same write is carried out.
+    done = await send(body)
     assert done.status_code in {200, 201, 202, 204}, done.text

@@ -96,10 +96,10 @@ def attempt_name(attempt: Attempt) -> str:
     return attempt.__name__
 
 
+# A read that requires a caller, one that admits anonymous callers, and a write (which locks
+# the caller): the three ways a token is taken. Every token goes through the same decoding.
 ROUTES = pytest.mark.parametrize(
-    "attempt",
-    [read_me, list_posts, create_post, change_me, delete_me],
-    ids=["GET me", "GET posts", "POST posts", "PATCH me", "DELETE me"],
+    "attempt", [read_me, list_posts, create_post], ids=["GET me", "GET posts", "POST posts"]
 )
 
 
