@@ -25,6 +25,7 @@ from app.core.metrics import MetricsMiddleware, worker_metrics
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
+from app.core.passwords import PasswordPolicy
 from app.core.rate_limit_middleware import RateLimitMiddleware
 from app.core.rate_limits import RateLimits
 from app.core.redis import RedisLink
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.surfaces = surfaces
     app.state.password_hasher = PasswordHasher(settings)
+    app.state.password_policy = PasswordPolicy(settings)
     app.state.token_codec = TokenCodec(settings)
     app.state.mail_composer = MailComposer(settings)
     # One pool for the process, shared by the cache and the rate limits; None without REDIS_URL.

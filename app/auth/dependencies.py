@@ -16,6 +16,7 @@ from app.auth.service import AccountMail, Authentication
 from app.core.config import Settings
 from app.core.db import SAFE_METHODS, SessionDep
 from app.core.errors import NotAuthenticated, PermissionDenied
+from app.core.passwords import PasswordPolicy
 from app.core.paths import API_V1_PREFIX, AUTH_PREFIX, TOKEN_PATH
 from app.core.rate_limits import RequestLimitsDep
 from app.core.security import PasswordHasher, TokenCodec
@@ -59,8 +60,14 @@ async def get_password_hasher(request: Request) -> PasswordHasher:
     return hasher
 
 
+async def get_password_policy(request: Request) -> PasswordPolicy:
+    policy: PasswordPolicy = request.app.state.password_policy
+    return policy
+
+
 TokenCodecDep = Annotated[TokenCodec, Depends(get_token_codec)]
 PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+PasswordPolicyDep = Annotated[PasswordPolicy, Depends(get_password_policy)]
 
 
 async def count_sign_in_attempt(limits: RequestLimitsDep) -> None:

@@ -29,6 +29,7 @@ from app.core.config import Settings
 from app.core.db import outside_transaction
 from app.core.errors import RateLimited
 from app.core.ids import MAX_ROW_ID
+from app.core.passwords import PasswordPolicy
 from app.core.rate_limits import RequestLimits
 from app.core.security import PasswordHasher, TokenCodec, TokenType
 from app.mail import service as mail_service
@@ -285,7 +286,12 @@ async def request_password_reset(
 
 
 async def reset_password(
-    session: AsyncSession, hasher: PasswordHasher, *, token: str, new_password: str
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    policy: PasswordPolicy,
+    *,
+    token: str,
+    new_password: str,
 ) -> None:
     """Spend a reset token: the account gets the new password, every login of it ends (their
     refresh and access tokens stop working) and every other reset link stops working.
@@ -293,6 +299,7 @@ async def reset_password(
     The token is checked before hashing (a bad one costs no hash), and spent after, with no
     transaction held across the hashing.
     """
+    policy.check_new(new_password, field="new_password")
     row = await account_tokens.find_usable(session, token, RESET_PASSWORD)
     async with outside_transaction(session):
         new_hash = await hasher.hash(new_password)

@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     PASSWORD_HASH_PARALLELISM: Annotated[int, Field(ge=1)] = 4
     # Hashing is CPU and memory heavy: bound how many run at once in worker threads.
     PASSWORD_HASH_MAX_CONCURRENCY: Annotated[int, Field(ge=1)] = 4
+    # Refuse new passwords on the bundled list of common ones (app/core/common_passwords.txt).
+    # Off by default: the rule is 8-128 characters, and the sign-in limits slow guessing down.
+    PASSWORD_REJECT_COMMON: bool = False
 
     LOG_LEVEL: Annotated[str, AfterValidator(_parse_log_level)] = "INFO"
     LOG_JSON: bool | None = None

@@ -15,6 +15,7 @@ from app.auth.service import AccountMail, Authentication, LoginEndReason
 from app.core.db import outside_transaction
 from app.core.events import publish
 from app.core.pagination import Page, PageRequest
+from app.core.passwords import PasswordPolicy
 from app.core.security import PasswordHasher
 from app.models import User
 from app.models.user import username_key
@@ -36,12 +37,14 @@ log = structlog.get_logger(__name__)
 async def register(
     session: AsyncSession,
     hasher: PasswordHasher,
+    policy: PasswordPolicy,
     mail: AccountMail,
     data: UserCreate,
     *,
     is_superuser: bool = False,
 ) -> User:
     """A new account, welcomed by mail with a link that verifies its address."""
+    policy.check_new(data.password, field="password")
     async with outside_transaction(session):
         hashed_password = await hasher.hash(data.password)
     await _ensure_available(session, username=data.username, email=data.email)
@@ -84,6 +87,7 @@ async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | Non
 async def update_own_account(
     session: AsyncSession,
     hasher: PasswordHasher,
+    policy: PasswordPolicy,
     mail: AccountMail,
     caller: Authentication,
     changes: UserUpdate,
@@ -94,6 +98,8 @@ async def update_own_account(
     """
     user = caller.user
     new_hash = None
+    if changes.password is not MISSING:
+        policy.check_new(changes.password, field="password")
     if changes.password is not MISSING or changes.email is not MISSING:
         verified_hash = user.hashed_password
         async with outside_transaction(session):
