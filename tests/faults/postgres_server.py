@@ -37,14 +37,27 @@ def postgres_programs() -> Path | None:
     return Path(max(folders, key=_major_version)) if folders else None
 
 
+def _has_server_account() -> bool:
+    try:
+        pwd.getpwnam(SERVER_ACCOUNT)
+    except KeyError:
+        return False
+    return True
+
+
 def require_postgres_programs() -> Path:
-    """Skip where initdb and pg_ctl are missing (a user's machine); under CI=true, fail instead."""
+    """Skip where initdb and pg_ctl are missing (a user's machine), or where they would run as
+    root without a `postgres` account to run as; under CI=true, fail instead."""
     programs = postgres_programs()
-    if programs is not None:
+    if programs is None:
+        missing = "initdb and pg_ctl are not installed (apt install postgresql)"
+    elif os.geteuid() == 0 and not _has_server_account():
+        missing = f"PostgreSQL will not run as root, and there is no {SERVER_ACCOUNT} account"
+    else:
         return programs
     if os.environ.get("CI") == "true":
-        pytest.fail("initdb and pg_ctl are not installed, and CI=true requires them")
-    pytest.skip("initdb and pg_ctl are not installed (apt install postgresql)")
+        pytest.fail(f"{missing}, and CI=true requires it")
+    pytest.skip(missing)
 
 
 class PostgresServer:
@@ -90,7 +103,6 @@ class PostgresServer:
         options = (
             f"-c port={self.port} -c listen_addresses=127.0.0.1"
             f" -c unix_socket_directories={self.directory} -c fsync=off"
-            " -c full_page_writes=off -c synchronous_commit=off"
         )
         self._run(
             "pg_ctl", "start", "--wait", "-D", str(self.data), "-l", str(self.log), "-o", options

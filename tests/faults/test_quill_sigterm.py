@@ -8,7 +8,6 @@ retrying. Once the folder is usable again, the second run must send them all.
 
 import email.parser
 import email.policy
-import os
 import signal
 import time
 from email.utils import parseaddr
@@ -113,7 +112,7 @@ def test_sigterm_finishes_what_is_in_flight_and_the_restart_sends_the_queued_mai
         traffic = Traffic(lambda: quill.url, accounts, sign_ups=True)
         with running(traffic):
             time.sleep(WARM_UP_SECONDS)
-            os.kill(quill.pid, signal.SIGTERM)
+            quill.process.send_signal(signal.SIGTERM)
             time.sleep(SHUTTING_DOWN_SECONDS)
             for request in held:
                 request.release()
