@@ -263,7 +263,8 @@ class HeldRequest:
                     headers=headers,
                 )
 
-        self._thread = threading.Thread(target=hold, name=f"held {kind}")
+        # A daemon: a test that fails before releasing it must still be able to end.
+        self._thread = threading.Thread(target=hold, name=f"held {kind}", daemon=True)
         self._thread.start()
 
     def _body(self) -> Iterator[bytes]:
