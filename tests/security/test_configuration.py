@@ -169,7 +169,7 @@ KINDS_OF_ANSWER = [
     ("GET", "/api/v1/posts/0", {}, b"", 422),
     ("GET", "/api/v1/posts/?limit=1e999", {}, b"", 422),
     ("GET", "/api/v1/posts/", {"Host": "evil.example"}, b"", 200),
-    ("OPTIONS", "/api/v1/posts/", {"Origin": LISTED}, b"", 405),
+    ("OPTIONS", "/api/v1/posts/", {"Origin": LISTED}, b"", 204),
     ("GET", "/test/crash", {}, b"", 500),
 ]
 
@@ -258,20 +258,24 @@ def concrete(path: str) -> str:
 async def test_every_path_answers_every_other_method_with_405_and_an_allow_of_all_it_serves(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    """OPTIONS is left to CORS (a preflight) and to the retries issue; every other method a path
-    does not serve is a 405 naming, in Allow, every method it does."""
+    """Every method a path does not serve is a 405 naming, in Allow, every method it does, OPTIONS
+    included; OPTIONS itself is a 204 with the same Allow."""
     served = served_methods(app)
     assert "/api/v1/posts/{post_id}" in served
     before = await snapshot(app.state.database)
     checked = 0
 
     for path, methods in sorted(served.items()):
+        allowed = methods | {"OPTIONS"}
+        options = await client.options(concrete(path))
+        assert options.status_code == 204, (path, options.text)
+        assert set(options.headers["Allow"].split(", ")) == allowed, path
         for method in HTTP_METHODS:
-            if method in methods or method == "OPTIONS":
+            if method in allowed:
                 continue
             response = await client.request(method, concrete(path), json={})
             assert response.status_code == 405, (method, path, response.text)
-            assert set(response.headers["Allow"].split(", ")) == methods, (method, path)
+            assert set(response.headers["Allow"].split(", ")) == allowed, (method, path)
             if method != "HEAD":
                 assert_problem(response, 405, "method_not_allowed")
             checked += 1
