@@ -36,7 +36,13 @@ async def create_superuser(settings: Settings, username: str, email: str, passwo
         mail = AccountMail.from_settings(settings, mail_service.MailComposer(settings))
         async with database.transaction() as session:
             user = await users_service.register(
-                session, PasswordHasher(settings), mail, data, is_superuser=True
+                session,
+                PasswordHasher(settings),
+                mail,
+                username=data.username,
+                email=data.email,
+                password=data.password,
+                is_superuser=True,
             )
         return user.id
     finally:

@@ -73,6 +73,12 @@ def _comma_separated(value: Any) -> Any:
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The ports the dev servers of RealWorld frontends use (create-react-app and Next.js, Angular,
+# Vite, Vue CLI and others), on this machine.
+_FRONTEND_DEV_PORTS = (3000, 4200, 5173, 8080)
+DEVELOPMENT_CORS_ORIGINS = tuple(
+    f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in _FRONTEND_DEV_PORTS
+)
 _HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\]")
 _NOT_AN_ORIGIN = (
     "is not an origin: a scheme, a host and an optional port, such as 'https://app.example.com' "
@@ -166,6 +172,9 @@ class Settings(BaseSettings):
     # However often it is refreshed, a login ends this long after the sign-in.
     LOGIN_MAX_AGE_SECONDS: Annotated[int, Field(ge=1)] = 90 * 24 * 3600
     JWT_ISSUER: str = "quill"
+    # A token of the Conduit API (/api) is a login of its own, with no refresh token (Conduit
+    # clients cannot refresh): it works this long, unless its login ends before.
+    CONDUIT_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     # The links mailed to verify an address and to reset a password work once, this long. Whole
     # hours and minutes: the message says "within 48 hours", "within 60 minutes".
     VERIFY_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=3600)] = 48 * 3600
@@ -258,7 +267,8 @@ class Settings(BaseSettings):
 
     # HTTP hygiene. Lists are JSON or comma-separated.
     # Origins whose pages may call the API from a browser; "*" alone allows any. Quill's tokens
-    # are Bearer tokens, never cookies: no origin is ever sent credentials.
+    # are Bearer tokens, never cookies: no origin is ever sent credentials. Unset in development:
+    # the usual ports of a frontend's dev server on this machine (DEVELOPMENT_CORS_ORIGINS).
     CORS_ORIGINS: Annotated[Origins, BeforeValidator(_comma_separated)] = []
     # Host names this service answers to; enforced in production, or anywhere once set.
     ALLOWED_HOSTS: Annotated[HostPatterns, BeforeValidator(_comma_separated)] = [
@@ -358,6 +368,16 @@ class Settings(BaseSettings):
         if self.ENVIRONMENT is Environment.PRODUCTION or "ALLOWED_HOSTS" in self.model_fields_set:
             return self.ALLOWED_HOSTS
         return ["*"]
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """The origins allowed: CORS_ORIGINS once set; unset, local frontends in development."""
+        if (
+            self.ENVIRONMENT is Environment.DEVELOPMENT
+            and "CORS_ORIGINS" not in self.model_fields_set
+        ):
+            return list(DEVELOPMENT_CORS_ORIGINS)
+        return self.CORS_ORIGINS
 
     @property
     def is_sqlite(self) -> bool:

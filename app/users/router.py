@@ -52,7 +52,9 @@ async def register(
 ) -> User:
     """Sign up. The account works at once; a welcome with a link that verifies the address is
     mailed to it (`email_verified` stays false until the link is followed)."""
-    user = await users_service.register(session, hasher, mail, data)
+    user = await users_service.register(
+        session, hasher, mail, username=data.username, email=data.email, password=data.password
+    )
     response.headers["Location"] = links.url_for("get_user", user_id=user.id)
     return user
 

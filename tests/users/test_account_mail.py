@@ -53,7 +53,14 @@ def sign_up_that_fails_after_its_mail(settings: Settings) -> FastAPI:
     async def sign_up_then_fail(
         data: UserCreate, session: SessionDep, hasher: PasswordHasherDep, mail: AccountMailDep
     ) -> None:
-        await users_service.register(session, hasher, mail, data)
+        await users_service.register(
+            session,
+            hasher,
+            mail,
+            username=data.username,
+            email=data.email,
+            password=data.password,
+        )
         raise RuntimeError("the request failed after the welcome was queued")
 
     return app
