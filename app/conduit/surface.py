@@ -44,6 +44,8 @@ _WORDING: dict[str, tuple[str, str]] = {
     "database_unavailable": ("server", "is unavailable now; retry shortly"),
     "internal_error": ("server", "had an unexpected error"),
 }
+# Quill's names of the fields Conduit names otherwise.
+_FIELD_NAMES = {"content": "body", "tags": "tagList"}
 # The key of an error of another code, by status.
 _KEY_BY_STATUS = {401: "token", 403: "resource", 404: "resource", 409: "resource", 413: "body"}
 # Validation messages in Conduit's words, by pydantic's error type.
@@ -103,7 +105,7 @@ def conduit_responses(*statuses: int) -> OpenAPIResponses:
 
 def _key(error: AppError) -> str:
     if error.field:
-        return error.field
+        return _FIELD_NAMES.get(error.field, error.field)
     if error.code in _WORDING:
         return _WORDING[error.code][0]
     if error.status_code >= 500:
