@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from app.core.cache import CacheStore
 from app.core.events import EventBus
-from app.core.paths import API_V1_PREFIX, POSTS_PREFIX, USERS_PREFIX
+from app.core.paths import API_V1_PREFIX, POSTS_PREFIX, TAGS_PREFIX, USERS_PREFIX
 from app.core.response_cache import CachedRoute
 from app.posts.events import PostChanged
 from app.users.events import UserChanged, UserDeleted
@@ -19,10 +19,18 @@ from app.users.events import UserChanged, UserDeleted
 AUTHORS = "authors"
 # The lists: a new, edited or deleted post, or a changed author, changes the first page.
 POST_LISTS = "post-lists"
+# The tags in use: any post's change may change them, and so may an author's deactivation.
+TAGS = "tags"
+# What a slug is made of (app/posts/slugs.py): anything else is no cache key.
+SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 
 
 def post_tag(post_id: object) -> str:
     return f"post:{post_id}"
+
+
+def slug_tag(slug: object) -> str:
+    return f"slug:{slug}"
 
 
 def user_tag(user_id: object) -> str:
@@ -31,6 +39,14 @@ def user_tag(user_id: object) -> str:
 
 def _post_read(parameters: Mapping[str, str]) -> tuple[str, ...]:
     return post_tag(parameters["post_id"]), AUTHORS
+
+
+def _post_read_by_slug(parameters: Mapping[str, str]) -> tuple[str, ...]:
+    return slug_tag(parameters["slug"]), AUTHORS
+
+
+def _tags_read(_parameters: Mapping[str, str]) -> tuple[str, ...]:
+    return (TAGS,)
 
 
 def _user_read(parameters: Mapping[str, str]) -> tuple[str, ...]:
@@ -43,6 +59,12 @@ def _post_list(_parameters: Mapping[str, str]) -> tuple[str, ...]:
 
 CACHED_READS = (
     CachedRoute(f"{API_V1_PREFIX}{POSTS_PREFIX}/{{post_id}}", _post_read),
+    CachedRoute(
+        f"{API_V1_PREFIX}{POSTS_PREFIX}/by-slug/{{slug}}",
+        _post_read_by_slug,
+        parameters={"slug": SLUG},
+    ),
+    CachedRoute(f"{API_V1_PREFIX}{TAGS_PREFIX}", _tags_read),
     CachedRoute(f"{API_V1_PREFIX}{USERS_PREFIX}/{{user_id}}", _user_read),
     CachedRoute(
         f"{API_V1_PREFIX}{POSTS_PREFIX}/",
@@ -57,14 +79,17 @@ def invalidate_on_commit(events: EventBus, store: CacheStore) -> None:
     """Make the cached reads a committed write changed stale, before its response is sent."""
 
     async def post_changed(event: PostChanged) -> None:
-        await store.invalidate([post_tag(event.post_id), POST_LISTS])
+        slugs = [slug_tag(slug) for slug in event.slugs]
+        await store.invalidate([post_tag(event.post_id), *slugs, POST_LISTS, TAGS])
 
     async def user_changed(event: UserChanged) -> None:
-        await store.invalidate([user_tag(event.user_id), AUTHORS, POST_LISTS])
+        # A deactivation hides the user's posts, and with them the tags only they carry.
+        await store.invalidate([user_tag(event.user_id), AUTHORS, POST_LISTS, TAGS])
 
     async def user_deleted(event: UserDeleted) -> None:
-        tags = [user_tag(event.user_id), AUTHORS, POST_LISTS]
-        await store.invalidate(tags + [post_tag(post_id) for post_id in event.post_ids])
+        tags = [user_tag(event.user_id), AUTHORS, POST_LISTS, TAGS]
+        tags += [post_tag(post_id) for post_id in event.post_ids]
+        await store.invalidate(tags + [slug_tag(slug) for slug in event.post_slugs])
 
     events.subscribe(PostChanged, post_changed)
     events.subscribe(UserChanged, user_changed)

@@ -67,7 +67,7 @@ class AdminUserRead(UserRead):
 
 
 class PublicProfile(BaseModel):
-    """What anyone may see of a user: no email."""
+    """What anyone may see of a user (no email), and whether the caller follows them."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -76,6 +76,7 @@ class PublicProfile(BaseModel):
     bio: str | None
     image: str | None
     created_at: datetime
+    following: bool = Field(description="Whether the caller follows them; false when anonymous.")
 
 
 class UserUpdate(InputModel):

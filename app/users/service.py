@@ -7,10 +7,12 @@ work: it goes only if the change is committed.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
 from pydantic import MISSING
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth_service
@@ -24,6 +26,7 @@ from app.models.user import username_key
 from app.posts import service as posts_service
 from app.users import repository
 from app.users.errors import (
+    CannotFollowYourself,
     EmailTaken,
     LastAdministrator,
     UsernameTaken,
@@ -34,6 +37,18 @@ from app.users.events import UserChanged, UserDeleted
 from app.users.schemas import AdminUserUpdate, UserUpdate
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileView:
+    """A user's public profile, as a given viewer sees it."""
+
+    id: int
+    username: str
+    bio: str | None
+    image: str | None
+    created_at: datetime
+    following: bool  # the viewer follows this user; False for anonymous viewers
 
 
 async def register(
@@ -181,6 +196,7 @@ async def _apply_changes(
     await _ensure_available(
         session, username=fields.get("username"), email=fields.get("email"), exclude_id=user.id
     )
+    old_key = user.username_key
     if "username" in fields:
         user.username_key = username_key(fields["username"])
     old_email = user.email
@@ -199,16 +215,23 @@ async def _apply_changes(
     # Only after a new password voided the reset links: the notice's must survive a change of both.
     if email_changes:
         await auth_service.email_changed(session, mail, user, old_email=old_email)
-    publish(session, UserChanged(user_id=user.id))
+    usernames = tuple(dict.fromkeys((old_key, user.username_key)))
+    publish(session, UserChanged(user_id=user.id, usernames=usernames))
 
 
 async def delete(session: AsyncSession, user: User) -> None:
     """Delete the account; the database deletes its posts, which the event names."""
     await _ensure_not_last_administrator(session, user)
-    post_ids = await posts_service.ids_by_author(session, user.id)
+    posts = await posts_service.ids_and_slugs_by_author(session, user.id)
     await repository.delete_by_id(session, user.id)
-    publish(session, UserDeleted(user_id=user.id, post_ids=tuple(post_ids)))
-    log.info("user.deleted", user_id=user.id, posts_deleted=len(post_ids))
+    deleted = UserDeleted(
+        user_id=user.id,
+        post_ids=tuple(post_id for post_id, _slug in posts),
+        post_slugs=tuple(slug for _post_id, slug in posts),
+        username=user.username_key,
+    )
+    publish(session, deleted)
+    log.info("user.deleted", user_id=user.id, posts_deleted=len(posts))
 
 
 async def list_users(session: AsyncSession, page: PageRequest) -> Page[User]:
@@ -225,9 +248,95 @@ async def administer(session: AsyncSession, user: User, changes: AdminUserUpdate
     if changes.is_active is False:
         await auth_service.end_logins(session, user, LoginEndReason.DEACTIVATED)
     await session.flush()
-    publish(session, UserChanged(user_id=user.id))
+    publish(session, UserChanged(user_id=user.id, usernames=(user.username_key,)))
     log.info("user.administered", user_id=user.id, changes=fields)
     return user
+
+
+def _sees_hidden(viewer: User | None) -> bool:
+    return viewer is not None and viewer.is_superuser
+
+
+def _viewer_id(viewer: User | None) -> int | None:
+    return None if viewer is None else viewer.id
+
+
+def _profile(row: Row[*tuple[Any, ...]] | None, viewer: User | None) -> ProfileView:
+    """The profile of a row, if the viewer may see it: UserNotFound for a deactivated user,
+    except to administrators."""
+    if row is None or not (row.is_active or _sees_hidden(viewer)):
+        raise UserNotFound
+    return ProfileView(
+        id=row.id,
+        username=row.username,
+        bio=row.bio,
+        image=row.image,
+        created_at=row.created_at,
+        following=bool(row.following),
+    )
+
+
+async def get_profile(session: AsyncSession, user_id: int, *, viewer: User | None) -> ProfileView:
+    row = await repository.profile_by_id(session, user_id, viewer_id=_viewer_id(viewer))
+    return _profile(row, viewer)
+
+
+async def get_profile_by_username(
+    session: AsyncSession, username: str, *, viewer: User | None
+) -> ProfileView:
+    """By username, whatever its case."""
+    row = await repository.profile_by_key(
+        session, username_key(username), viewer_id=_viewer_id(viewer)
+    )
+    return _profile(row, viewer)
+
+
+async def _followee_id(
+    session: AsyncSession, follower: User, user_id: int | None, username: str | None
+) -> int:
+    """The id of a user `follower` may see, kept from deletion until the unit of work ends."""
+    if (user_id is None) == (username is None):
+        raise TypeError("give exactly one of user_id and username")
+    found = await repository.find_for_share(
+        session, user_id=user_id, username_key=None if username is None else username_key(username)
+    )
+    if found is None or not (found[1] or _sees_hidden(follower)):
+        raise UserNotFound
+    return found[0]
+
+
+async def follow(
+    session: AsyncSession,
+    follower: User,
+    *,
+    user_id: int | None = None,
+    username: str | None = None,
+) -> ProfileView:
+    """Idempotent: following a followed user changes nothing. UserNotFound, then
+    CannotFollowYourself.
+
+    No cached read changes: only anonymous answers are cached, and they follow nobody.
+    """
+    followee_id = await _followee_id(session, follower, user_id, username)
+    if followee_id == follower.id:
+        raise CannotFollowYourself
+    await repository.add_follow(session, follower_id=follower.id, followee_id=followee_id)
+    log.info("user.followed", follower_id=follower.id, followee_id=followee_id)
+    return await get_profile(session, followee_id, viewer=follower)
+
+
+async def unfollow(
+    session: AsyncSession,
+    follower: User,
+    *,
+    user_id: int | None = None,
+    username: str | None = None,
+) -> ProfileView:
+    """Idempotent: unfollowing a user not followed (oneself included) changes nothing."""
+    followee_id = await _followee_id(session, follower, user_id, username)
+    await repository.remove_follow(session, follower_id=follower.id, followee_id=followee_id)
+    log.info("user.unfollowed", follower_id=follower.id, followee_id=followee_id)
+    return await get_profile(session, followee_id, viewer=follower)
 
 
 async def _ensure_not_last_administrator(session: AsyncSession, user: User) -> None:

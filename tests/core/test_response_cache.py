@@ -245,7 +245,7 @@ async def test_a_write_that_rolls_back_invalidates_nothing(cached: Cached) -> No
 
     async def publish_then_fail() -> None:
         async with cached.app.state.database.transaction() as session:
-            publish(session, PostChanged(post_id=cached.post.id))
+            publish(session, PostChanged(post_id=cached.post.id, slugs=(cached.post.slug,)))
             raise RuntimeError("the unit of work fails")
 
     with pytest.raises(RuntimeError):
@@ -255,7 +255,7 @@ async def test_a_write_that_rolls_back_invalidates_nothing(cached: Cached) -> No
     assert after_rollback == []
 
     async with cached.app.state.database.transaction() as session:
-        publish(session, PostChanged(post_id=cached.post.id))
+        publish(session, PostChanged(post_id=cached.post.id, slugs=(cached.post.slug,)))
     with recorded_statements(cached.app) as after_commit:
         await cached.client.get(post_url(cached.post))
     assert after_commit

@@ -35,7 +35,7 @@ USER_READ_KEYS = {
     "created_at",
 }
 ADMIN_USER_READ_KEYS = USER_READ_KEYS | {"is_active", "updated_at"}
-PUBLIC_PROFILE_KEYS = {"id", "username", "bio", "image", "created_at"}
+PUBLIC_PROFILE_KEYS = {"id", "username", "bio", "image", "created_at", "following"}
 NEW_PASSWORD = "a brand new passphrase"
 MISSING_ID = 999_999
 
@@ -581,7 +581,14 @@ async def test_deleting_an_account_tells_listeners_which_posts_went_with_it(
         response = await client.delete(ME, headers=await auth_headers(client, user))
 
     assert response.status_code == 204, response.text
-    assert heard == [UserDeleted(user_id=user.id, post_ids=tuple(post.id for post in posts))]
+    assert heard == [
+        UserDeleted(
+            user_id=user.id,
+            post_ids=tuple(post.id for post in posts),
+            post_slugs=tuple(post.slug for post in posts),
+            username="ann",
+        )
+    ]
 
 
 # GET /users/{id} and /users/{id}/posts --------------------------------------------------------
@@ -647,7 +654,13 @@ async def test_list_user_posts_returns_only_that_users_posts_newest_first(
     assert [item["id"] for item in body["items"]] == [third.id, second.id, first.id]
     assert (body["total"], body["limit"], body["offset"]) == (3, 20, 0)
     assert {item["author"]["id"] for item in body["items"]} == {ann.id}
-    assert body["items"][0]["author"] == {"id": ann.id, "username": "ann"}
+    assert body["items"][0]["author"] == {
+        "id": ann.id,
+        "username": "ann",
+        "bio": None,
+        "image": None,
+        "following": False,
+    }
 
     page = await client.get(f"{USERS}{ann.id}/posts", params={"limit": 2, "offset": 1})
 
