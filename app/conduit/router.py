@@ -8,24 +8,49 @@ from fastapi import APIRouter, Depends, status
 from fastapi.routing import APIRoute
 
 from app.auth.dependencies import (
+    OPTIONAL_AUTHENTICATION,
     AccountMailDep,
+    CurrentUser,
+    OptionalUser,
     PasswordHasherDep,
     TokenCodecDep,
     count_sign_in_attempt,
 )
+from app.comments import service as comments_service
 from app.conduit import service as conduit_service
-from app.conduit.dependencies import ConduitCallerDep, TokenLifetimeDep
+from app.conduit.dependencies import ConduitCallerDep, EditableArticle, TokenLifetimeDep
 from app.conduit.schemas import (
+    AuthorQuery,
+    CommentIdPath,
+    ConduitArticleResponse,
+    ConduitArticlesResponse,
+    ConduitArticleUpdateRequest,
+    ConduitComment,
+    ConduitCommentResponse,
+    ConduitCommentsResponse,
     ConduitLoginRequest,
+    ConduitNewArticleRequest,
+    ConduitNewCommentRequest,
     ConduitNewUserRequest,
+    ConduitProfile,
+    ConduitProfileResponse,
+    ConduitTagsResponse,
     ConduitUserResponse,
     ConduitUserUpdateRequest,
+    FavoritedQuery,
+    SlugPath,
+    TagQuery,
+    UsernamePath,
 )
 from app.conduit.surface import conduit_responses
 from app.core.cache_control import NO_STORE, VARY_AUTHORIZATION
 from app.core.db import SessionDep
+from app.core.pagination import PageDep
 from app.core.paths import CONDUIT_PREFIX
 from app.core.rate_limits import RequestLimitsDep
+from app.posts import service as posts_service
+from app.posts.service import PostFilter
+from app.users import service as users_service
 from app.users.dependencies import count_sign_up
 from app.users.service import AccountChanges
 
@@ -153,3 +178,225 @@ async def conduit_update_user(
         ),
     )
     return ConduitUserResponse.of(signed_in.user, signed_in.token)
+
+
+# --- Profiles ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/profiles/{username}",
+    response_model=ConduitProfileResponse,
+    responses=conduit_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def conduit_get_profile(
+    username: UsernamePath, viewer: OptionalUser, session: SessionDep
+) -> ConduitProfileResponse:
+    profile = await users_service.get_profile_by_username(session, username, viewer=viewer)
+    return ConduitProfileResponse(profile=ConduitProfile.of(profile))
+
+
+@router.post(
+    "/profiles/{username}/follow",
+    response_model=ConduitProfileResponse,
+    responses=conduit_responses(401, 404, 409),
+)
+async def conduit_follow(
+    username: UsernamePath, user: CurrentUser, session: SessionDep
+) -> ConduitProfileResponse:
+    """Follow the user (again: nothing changes). Nobody follows themselves: 409."""
+    profile = await users_service.follow(session, user, username=username)
+    return ConduitProfileResponse(profile=ConduitProfile.of(profile))
+
+
+@router.delete(
+    "/profiles/{username}/follow",
+    response_model=ConduitProfileResponse,
+    responses=conduit_responses(401, 404),
+)
+async def conduit_unfollow(
+    username: UsernamePath, user: CurrentUser, session: SessionDep
+) -> ConduitProfileResponse:
+    """Stop following the user (whom you may not follow: nothing changes)."""
+    profile = await users_service.unfollow(session, user, username=username)
+    return ConduitProfileResponse(profile=ConduitProfile.of(profile))
+
+
+# --- Articles ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/articles",
+    response_model=ConduitArticlesResponse,
+    responses=conduit_responses(401),
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def conduit_list_articles(
+    page: PageDep,
+    viewer: OptionalUser,
+    session: SessionDep,
+    tag: TagQuery = None,
+    author: AuthorQuery = None,
+    favorited: FavoritedQuery = None,
+) -> ConduitArticlesResponse:
+    """Newest first, without their bodies; `articlesCount` counts the whole list. An unknown
+    tag, author or user who favorited gives an empty list."""
+    filters = PostFilter(author_username=author, tag=tag, favorited_by=favorited)
+    posts = await posts_service.list_newest_first(session, page, viewer=viewer, filters=filters)
+    return ConduitArticlesResponse.of(posts)
+
+
+@router.get(
+    "/articles/feed",
+    response_model=ConduitArticlesResponse,
+    responses=conduit_responses(401),
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def conduit_feed(
+    page: PageDep, user: CurrentUser, session: SessionDep
+) -> ConduitArticlesResponse:
+    """The articles of the users you follow, newest first, without their bodies."""
+    return ConduitArticlesResponse.of(await posts_service.feed(session, page, viewer=user))
+
+
+@router.post(
+    "/articles",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConduitArticleResponse,
+    responses=conduit_responses(401),
+)
+async def conduit_create_article(
+    body: ConduitNewArticleRequest, user: CurrentUser, session: SessionDep
+) -> ConduitArticleResponse:
+    """Its slug comes from its title; a title another article has gets a slug of its own."""
+    article = body.article
+    post = await posts_service.create(
+        session,
+        user,
+        title=article.title,
+        content=article.body,
+        description=article.description,
+        tags=article.tag_list,
+    )
+    return ConduitArticleResponse.of(post)
+
+
+@router.get(
+    "/articles/{slug}",
+    response_model=ConduitArticleResponse,
+    responses=conduit_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def conduit_get_article(
+    slug: SlugPath, viewer: OptionalUser, session: SessionDep
+) -> ConduitArticleResponse:
+    return ConduitArticleResponse.of(
+        await posts_service.get_view_by_slug(session, slug, viewer=viewer)
+    )
+
+
+@router.put(
+    "/articles/{slug}",
+    response_model=ConduitArticleResponse,
+    responses=conduit_responses(401, 403, 404),
+)
+async def conduit_update_article(
+    body: ConduitArticleUpdateRequest, post: EditableArticle, user: CurrentUser, session: SessionDep
+) -> ConduitArticleResponse:
+    """By its author or an administrator. A new title gives it a new slug; `tagList: []` removes
+    every tag, and `tagList: null` is refused (422)."""
+    return ConduitArticleResponse.of(
+        await posts_service.update(session, post, body.article.changes(), viewer=user)
+    )
+
+
+@router.delete(
+    "/articles/{slug}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=conduit_responses(401, 403, 404),
+)
+async def conduit_delete_article(post: EditableArticle, session: SessionDep) -> None:
+    """By its author or an administrator; its comments go with it."""
+    await posts_service.delete(session, post)
+
+
+# --- Favorites ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/articles/{slug}/favorite",
+    response_model=ConduitArticleResponse,
+    responses=conduit_responses(401, 404),
+)
+async def conduit_favorite(
+    slug: SlugPath, user: CurrentUser, session: SessionDep
+) -> ConduitArticleResponse:
+    """Favorite the article (again: nothing changes)."""
+    return ConduitArticleResponse.of(await posts_service.favorite(session, user, slug=slug))
+
+
+@router.delete(
+    "/articles/{slug}/favorite",
+    response_model=ConduitArticleResponse,
+    responses=conduit_responses(401, 404),
+)
+async def conduit_unfavorite(
+    slug: SlugPath, user: CurrentUser, session: SessionDep
+) -> ConduitArticleResponse:
+    """Unfavorite the article (again: nothing changes)."""
+    return ConduitArticleResponse.of(await posts_service.unfavorite(session, user, slug=slug))
+
+
+# --- Comments ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/articles/{slug}/comments",
+    response_model=ConduitCommentsResponse,
+    responses=conduit_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def conduit_list_comments(
+    slug: SlugPath, viewer: OptionalUser, session: SessionDep
+) -> ConduitCommentsResponse:
+    """Oldest first."""
+    comments = await comments_service.list_for_post(session, viewer=viewer, slug=slug)
+    return ConduitCommentsResponse(comments=[ConduitComment.of(c) for c in comments])
+
+
+@router.post(
+    "/articles/{slug}/comments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConduitCommentResponse,
+    responses=conduit_responses(401, 404),
+)
+async def conduit_add_comment(
+    slug: SlugPath, body: ConduitNewCommentRequest, user: CurrentUser, session: SessionDep
+) -> ConduitCommentResponse:
+    comment = await comments_service.add(session, user, body.comment.body, slug=slug)
+    return ConduitCommentResponse(comment=ConduitComment.of(comment))
+
+
+@router.delete(
+    "/articles/{slug}/comments/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=conduit_responses(401, 403, 404),
+)
+async def conduit_delete_comment(
+    slug: SlugPath, comment_id: CommentIdPath, user: CurrentUser, session: SessionDep
+) -> None:
+    """By its author or an administrator. 404 for a comment of another article."""
+    await comments_service.delete(session, user, comment_id, slug=slug)
+
+
+# --- Tags --------------------------------------------------------------------------------------
+
+
+@router.get("/tags", response_model=ConduitTagsResponse)
+async def conduit_list_tags(session: SessionDep) -> ConduitTagsResponse:
+    """Every tag some article carries, sorted."""
+    return ConduitTagsResponse(tags=await posts_service.list_tags(session))

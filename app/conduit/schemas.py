@@ -11,6 +11,7 @@ them.
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi import Path, Query
 from pydantic import (
     MISSING,
     AfterValidator,
@@ -22,17 +23,29 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from app.comments.service import CommentView
 from app.conduit.surface import BLANK
+from app.core.ids import MAX_ROW_ID, CanonicalDecimal
 from app.core.input import (
     EMAIL_MAX_LENGTH,
     PASSWORD_MAX_LENGTH,
     Omittable,
     check_email_syntax,
 )
-from app.core.text import NoNul
+from app.core.pagination import Page
+from app.core.text import NO_NUL, NoNul, NotBlank, TextRule
 from app.models import User
+from app.models.comment import COMMENT_MAX_LENGTH
+from app.models.post import (
+    CONTENT_MAX_LENGTH,
+    DESCRIPTION_MAX_LENGTH,
+    SLUG_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+)
+from app.models.tag import TAG_MAX_LENGTH, TAGS_PER_POST_MAX
 from app.models.user import (
     BIO_MAX_LENGTH,
     IMAGE_URL_MAX_LENGTH,
@@ -40,6 +53,8 @@ from app.models.user import (
     USERNAME_MIN_LENGTH,
     USERNAME_PATTERN,
 )
+from app.posts.service import AuthorView, PostChanges, PostView
+from app.users.service import ProfileView
 
 
 def _refuse_blank(value: Any) -> Any:
@@ -205,3 +220,263 @@ class ConduitUserResponse(BaseModel):
                 image=user.image,
             )
         )
+
+
+# --- Profiles, articles, comments, tags --------------------------------------------------------
+
+
+class ConduitOutput(BaseModel):
+    """Conduit's answers are camelCase: `tag_list` is sent as `tagList`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class ConduitProfile(ConduitOutput):
+    username: str
+    bio: str | None
+    image: str | None
+    following: bool = Field(description="Whether the caller follows them; false when anonymous.")
+
+    @classmethod
+    def of(cls, author: AuthorView | ProfileView) -> "ConduitProfile":
+        return cls(
+            username=author.username, bio=author.bio, image=author.image, following=author.following
+        )
+
+
+class ConduitProfileResponse(ConduitOutput):
+    profile: ConduitProfile
+
+
+class ConduitArticleSummary(ConduitOutput):
+    """An article in a list: everything but its body."""
+
+    slug: str
+    title: str
+    description: str
+    tag_list: list[str]
+    created_at: Timestamp
+    updated_at: Timestamp
+    favorited: bool = Field(description="Whether the caller favorited it; false when anonymous.")
+    favorites_count: int
+    author: ConduitProfile
+
+    @classmethod
+    def fields_of(cls, post: PostView) -> dict[str, Any]:
+        return {
+            "slug": post.slug,
+            "title": post.title,
+            "description": post.description,
+            "tag_list": list(post.tags),
+            "created_at": post.created_at,
+            "updated_at": post.updated_at,
+            "favorited": post.favorited,
+            "favorites_count": post.favorites_count,
+            "author": ConduitProfile.of(post.author),
+        }
+
+
+class ConduitArticle(ConduitArticleSummary):
+    body: str
+
+
+class ConduitArticleResponse(ConduitOutput):
+    article: ConduitArticle
+
+    @classmethod
+    def of(cls, post: PostView) -> "ConduitArticleResponse":
+        return cls(
+            article=ConduitArticle(**ConduitArticleSummary.fields_of(post), body=post.content)
+        )
+
+
+class ConduitArticlesResponse(ConduitOutput):
+    articles: list[ConduitArticleSummary]
+    articles_count: int = Field(description="How many articles the whole list has.")
+
+    @classmethod
+    def of(cls, page: Page[PostView]) -> "ConduitArticlesResponse":
+        return cls(
+            articles=[
+                ConduitArticleSummary(**ConduitArticleSummary.fields_of(post))
+                for post in page.items
+            ],
+            articles_count=page.total,
+        )
+
+
+class ConduitComment(ConduitOutput):
+    id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    body: str
+    author: ConduitProfile
+
+    @classmethod
+    def of(cls, comment: CommentView) -> "ConduitComment":
+        return cls(
+            id=comment.id,
+            created_at=comment.created_at,
+            updated_at=comment.updated_at,
+            body=comment.body,
+            author=ConduitProfile.of(comment.author),
+        )
+
+
+class ConduitCommentResponse(ConduitOutput):
+    comment: ConduitComment
+
+
+class ConduitCommentsResponse(ConduitOutput):
+    comments: list[ConduitComment]
+
+
+class ConduitTagsResponse(ConduitOutput):
+    tags: list[str]
+
+
+# Text an article requires: "can't be blank" when empty or white space only, no NUL.
+Title = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH),
+    NotBlank,
+    AfterValidator(str.strip),
+    NOT_BLANK,
+]
+Description = Annotated[
+    str, StringConstraints(min_length=1, max_length=DESCRIPTION_MAX_LENGTH), NotBlank, NOT_BLANK
+]
+ArticleBody = Annotated[
+    str, StringConstraints(min_length=1, max_length=CONTENT_MAX_LENGTH), NotBlank, NOT_BLANK
+]
+# A tag is not blank and has no control character (TAG_PATTERN): the white space that may lead
+# it is the kind that is no control character.
+_TAG_WHITE_SPACE = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TAG_TEXT_PATTERN = rf"^[{_TAG_WHITE_SPACE}]*[^\x00-\x1f\x7f{_TAG_WHITE_SPACE}][^\x00-\x1f\x7f]*$"
+TagName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=TAG_MAX_LENGTH),
+    TextRule(TAG_TEXT_PATTERN, "must contain more than white space, and no control character"),
+    NOT_BLANK,
+]
+TagList = Annotated[
+    list[TagName],
+    Field(max_length=TAGS_PER_POST_MAX, description="In the order they are shown; [] has none."),
+]
+
+
+class ConduitArticleInput(ConduitInput):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class ConduitNewArticle(ConduitArticleInput):
+    title: Title
+    description: Description
+    body: ArticleBody
+    tag_list: TagList = Field(default_factory=list)
+
+
+class ConduitNewArticleRequest(ConduitInput):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "article": {
+                        "title": "How to train your dragon",
+                        "description": "Ever wonder how?",
+                        "body": "You have to believe",
+                        "tagList": ["dragons", "training"],
+                    }
+                }
+            ]
+        }
+    )
+
+    article: ConduitNewArticle
+
+
+class ConduitArticleChanges(ConduitArticleInput):
+    """Fields left out stay as they are; none may be null. `tagList: []` removes every tag. A
+    new title gives the article a new slug."""
+
+    title: Omittable[Title] = MISSING
+    description: Omittable[Description] = MISSING
+    body: Omittable[ArticleBody] = MISSING
+    tag_list: Omittable[TagList] = MISSING
+
+    def changes(self) -> PostChanges:
+        def given(value: Any) -> Any:
+            return None if value is MISSING else value
+
+        return PostChanges(
+            title=given(self.title),
+            description=given(self.description),
+            content=given(self.body),
+            tags=given(self.tag_list),
+        )
+
+
+class ConduitArticleUpdateRequest(ConduitInput):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"article": {"title": "Did you train your dragon?"}}]}
+    )
+
+    article: ConduitArticleChanges
+
+
+class ConduitNewComment(ConduitInput):
+    body: Annotated[
+        str, StringConstraints(min_length=1, max_length=COMMENT_MAX_LENGTH), NotBlank, NOT_BLANK
+    ]
+
+
+class ConduitNewCommentRequest(ConduitInput):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"comment": {"body": "His name was my name too."}}]}
+    )
+
+    comment: ConduitNewComment
+
+
+# Path and query values: text of any kind names nothing when it names nothing (404, or an empty
+# list), but PostgreSQL cannot even compare text with a NUL in it.
+SlugPath = Annotated[
+    str,
+    Path(
+        min_length=1, max_length=SLUG_MAX_LENGTH, pattern=NO_NUL, description="The article's slug."
+    ),
+]
+UsernamePath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=USERNAME_MAX_LENGTH,
+        pattern=NO_NUL,
+        description="The user's username, in any case.",
+    ),
+]
+TagQuery = Annotated[
+    str | None,
+    Query(max_length=TAG_MAX_LENGTH, pattern=NO_NUL, description="Only articles with this tag."),
+]
+AuthorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=USERNAME_MAX_LENGTH,
+        pattern=NO_NUL,
+        description="Only this user's articles (a username, any case).",
+    ),
+]
+FavoritedQuery = Annotated[
+    str | None,
+    Query(
+        max_length=USERNAME_MAX_LENGTH,
+        pattern=NO_NUL,
+        description="Only articles this user (a username, any case) favorited.",
+    ),
+]
+CommentIdPath = Annotated[
+    int,
+    Path(alias="id", ge=1, le=MAX_ROW_ID, description="The comment's id."),
+    CanonicalDecimal,
+]
