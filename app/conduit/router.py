@@ -6,6 +6,7 @@ Errors are AppErrors, written by the surface (app/conduit/surface.py) in Conduit
 
 from fastapi import APIRouter, Depends, status
 from fastapi.routing import APIRoute
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.auth.dependencies import (
     OPTIONAL_AUTHENTICATION,
@@ -55,6 +56,17 @@ from app.users.dependencies import count_sign_up
 from app.users.service import AccountChanges
 
 TAG = "conduit"
+
+
+class ArticleSlugConvertor(StringConvertor):
+    """A path segment that is not `feed`: /api/articles/feed is the feed, and no route of one
+    article answers there (nor says, in a 405's Allow, that it would)."""
+
+    regex = r"(?!feed$)[^/]+"
+
+
+register_url_convertor("article_slug", ArticleSlugConvertor())
+ARTICLE = "/articles/{slug:article_slug}"
 
 
 def operation_id(route: APIRoute) -> str:
@@ -284,7 +296,7 @@ async def conduit_create_article(
 
 
 @router.get(
-    "/articles/{slug}",
+    ARTICLE,
     response_model=ConduitArticleResponse,
     responses=conduit_responses(401, 404),
     openapi_extra=OPTIONAL_AUTHENTICATION,
@@ -299,7 +311,7 @@ async def conduit_get_article(
 
 
 @router.put(
-    "/articles/{slug}",
+    ARTICLE,
     response_model=ConduitArticleResponse,
     responses=conduit_responses(401, 403, 404),
 )
@@ -314,7 +326,7 @@ async def conduit_update_article(
 
 
 @router.delete(
-    "/articles/{slug}",
+    ARTICLE,
     status_code=status.HTTP_204_NO_CONTENT,
     responses=conduit_responses(401, 403, 404),
 )

@@ -45,7 +45,7 @@ from app.models.post import (
     SLUG_MAX_LENGTH,
     TITLE_MAX_LENGTH,
 )
-from app.models.tag import TAG_MAX_LENGTH, TAGS_PER_POST_MAX
+from app.models.tag import TAG_MAX_LENGTH, TAG_PATTERN, TAGS_PER_POST_MAX
 from app.models.user import (
     BIO_MAX_LENGTH,
     IMAGE_URL_MAX_LENGTH,
@@ -349,19 +349,26 @@ Description = Annotated[
 ArticleBody = Annotated[
     str, StringConstraints(min_length=1, max_length=CONTENT_MAX_LENGTH), NotBlank, NOT_BLANK
 ]
-# A tag is not blank and has no control character (TAG_PATTERN): the white space that may lead
-# it is the kind that is no control character.
-_TAG_WHITE_SPACE = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-TAG_TEXT_PATTERN = rf"^[{_TAG_WHITE_SPACE}]*[^\x00-\x1f\x7f{_TAG_WHITE_SPACE}][^\x00-\x1f\x7f]*$"
+
+
+def _without_blank_tags(tags: list[str]) -> list[str]:
+    # Frontends split what was typed on commas and send what is left, "" included.
+    return [tag for tag in tags if tag.strip()]
+
+
+# No control character (TAG_PATTERN); blank tags are dropped, not refused.
 TagName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=TAG_MAX_LENGTH),
-    TextRule(TAG_TEXT_PATTERN, "must contain more than white space, and no control character"),
-    NOT_BLANK,
+    StringConstraints(max_length=TAG_MAX_LENGTH),
+    TextRule(TAG_PATTERN, "must contain no control character"),
 ]
 TagList = Annotated[
     list[TagName],
-    Field(max_length=TAGS_PER_POST_MAX, description="In the order they are shown; [] has none."),
+    Field(
+        max_length=TAGS_PER_POST_MAX,
+        description="In the order they are shown; [] has none. Blank tags are left out.",
+    ),
+    AfterValidator(_without_blank_tags),
 ]
 
 

@@ -45,7 +45,9 @@ async def test_an_article_is_created_and_read_in_the_contracts_format(
 ) -> None:
     jake = await sign_up(client, "jake")
 
-    created = await create(client, jake["token"], tagList=["dragons", "training", "dragons"])
+    created = await create(
+        client, jake["token"], tagList=["dragons", " ", "training", "", "dragons"]
+    )
     read = await client.get(f"{ARTICLES}/{created['slug']}")
 
     assert set(created) == SUMMARY_FIELDS | {"body"}
@@ -80,7 +82,7 @@ async def test_duplicate_titles_get_distinct_slugs(client: httpx.AsyncClient) ->
         ({"body": ""}, {"body": ["can't be blank"]}),
         ({"title": None}, None),
         ({"tagList": "dragons"}, None),
-        ({"tagList": [""]}, {"tagList": ["can't be blank"]}),
+        ({"tagList": ["a\x01"]}, None),
         ({"tagList": [f"t{n}" for n in range(21)]}, None),
         ({"title": "x" * 201}, None),
     ],

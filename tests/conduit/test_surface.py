@@ -46,6 +46,13 @@ async def test_a_method_not_allowed_names_the_allowed_ones(client: httpx.AsyncCl
     assert response.headers["Allow"] == "GET, PUT"
 
 
+async def test_the_feed_is_no_article_slug(client: httpx.AsyncClient) -> None:
+    response = await client.put("/api/articles/feed", json={"article": {"body": "x"}})
+
+    assert_errors(response, 405, {"method": ["is not allowed"]})
+    assert response.headers["Allow"] == "GET"
+
+
 async def test_a_body_that_is_not_json_is_invalid(client: httpx.AsyncClient) -> None:
     broken = await client.post(
         "/api/users", content=b'{"user": ', headers={"Content-Type": "application/json"}
