@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 USERNAME_MIN_LENGTH = 3
 USERNAME_MAX_LENGTH = 32
+# What a username is made of: any other text names nobody.
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 BIO_MAX_LENGTH = 2000
 IMAGE_URL_MAX_LENGTH = 2048

@@ -22,6 +22,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.db import execute_unless_taken
@@ -47,8 +48,14 @@ _tag_entries = (
     .where(PostTag.post_id == Post.id)
     .scalar_subquery()
 )
+# Deactivated users are hidden, their favorites too: they are not counted.
+_fan = aliased(User, name="fan")
 _favorites_count = (
-    select(func.count()).select_from(Favorite).where(Favorite.post_id == Post.id).scalar_subquery()
+    select(func.count())
+    .select_from(Favorite)
+    .join(_fan, _fan.id == Favorite.user_id)
+    .where(Favorite.post_id == Post.id, _fan.is_active.is_(True))
+    .scalar_subquery()
 )
 _favorited = exists().where(Favorite.post_id == Post.id, Favorite.user_id == VIEWER_ID)
 _following = exists().where(Follow.followee_id == Post.author_id, Follow.follower_id == VIEWER_ID)
@@ -139,14 +146,13 @@ def _conditions(of: ListConditions) -> list[ColumnElement[bool]]:
             .correlate(Post)
         )
     if of.favorited_by_key is not None:
-        fan = User.__table__.alias("fan")
         favored = exists().where(
             Favorite.post_id == Post.id,
-            Favorite.user_id == fan.c.id,
-            fan.c.username_key == of.favorited_by_key,
+            Favorite.user_id == _fan.id,
+            _fan.username_key == of.favorited_by_key,
         )
         if not of.include_hidden:
-            favored = favored.where(fan.c.is_active.is_(True))
+            favored = favored.where(_fan.is_active.is_(True))
         conditions.append(favored.correlate(Post))
     if of.followed_by is not None:
         conditions.append(

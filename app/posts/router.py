@@ -163,9 +163,16 @@ async def list_user_posts(
     return await posts_service.list_newest_first(session, page, viewer=viewer, filters=filters)
 
 
-@tags_router.get("", response_model=TagList)
-async def list_tags(session: SessionDep) -> TagList:
-    """Every tag some post carries, sorted by code point."""
+@tags_router.get(
+    "",
+    response_model=TagList,
+    responses=problem_responses(401),
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def list_tags(_viewer: OptionalUser, session: SessionDep) -> TagList:
+    """Every tag some visible post carries, sorted by code point; the same for every caller
+    (a token is checked all the same)."""
     return TagList(tags=await posts_service.list_tags(session))
 
 

@@ -13,7 +13,7 @@ from app.models.post import (
     TITLE_MAX_LENGTH,
 )
 from app.models.tag import TAG_MAX_LENGTH, TAG_PATTERN, TAGS_PER_POST_MAX
-from app.models.user import USERNAME_MAX_LENGTH
+from app.models.user import USERNAME_MAX_LENGTH, USERNAME_PATTERN
 from app.posts.service import PostChanges
 
 # Stored without the white space around it; its length counts as sent, as the schema says.
@@ -110,6 +110,7 @@ FavoritedByQuery = Annotated[
     Query(
         min_length=1,
         max_length=USERNAME_MAX_LENGTH,
+        pattern=USERNAME_PATTERN,
         description="Only posts this user (a username, any case) favorited.",
     ),
 ]

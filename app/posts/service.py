@@ -6,10 +6,10 @@ render it.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Row
@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 # A fresh random suffix each time: a clash after the first is a race lost, and rare.
 _SLUG_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +145,9 @@ async def create(
 ) -> PostView:
     """A new post, with a slug of its own even when another post has the same title."""
     normalised_tags = normalise_tags(tags)
-    base = slugs.base_of(title)
-    post_id = None
-    for attempt in range(_SLUG_ATTEMPTS):
-        slug = base if attempt == 0 else slugs.with_suffix(base)
-        if attempt == 0 and await repository.slug_taken(session, slug):
-            continue
-        post_id = await repository.insert_post(
+
+    async def insert(slug: str) -> int | None:
+        return await repository.insert_post(
             session,
             author_id=author.id,
             slug=slug,
@@ -158,10 +155,8 @@ async def create(
             description=description,
             content=content,
         )
-        if post_id is not None:
-            break
-    if post_id is None:
-        raise RuntimeError(f"no free slug for {base!r} in {_SLUG_ATTEMPTS} attempts")
+
+    slug, post_id = await _with_free_slug(session, slugs.base_of(title), insert)
     await repository.replace_tags(session, post_id, normalised_tags)
     publish(session, PostChanged(post_id=post_id, slugs=(slug,)))
     log.info("post.created", post_id=post_id, author_id=author.id)
@@ -226,7 +221,11 @@ async def update(
         post.updated_at = utcnow()  # the row itself may not change, and the post did
     await session.flush()  # updated_at is set in Python, so nothing is expired and re-read here
     if new_base is not None:
-        await _rename(session, post, new_base)
+
+        async def rename(slug: str) -> bool | None:
+            return await repository.set_slug(session, post, slug) or None
+
+        await _with_free_slug(session, new_base, rename)
     publish(
         session, PostChanged(post_id=post.id, slugs=tuple(dict.fromkeys((old_slug, post.slug))))
     )
@@ -234,13 +233,19 @@ async def update(
     return await _view_of(session, post.id, viewer)
 
 
-async def _rename(session: AsyncSession, post: Post, base: str) -> None:
+async def _with_free_slug(
+    session: AsyncSession, base: str, claim: Callable[[str], Awaitable[T | None]]
+) -> tuple[str, T]:
+    """Claim a free slug for `base`: `base` itself if no post holds it, else with a suffix.
+    `claim` writes a candidate, or returns None when the unique constraint says it is taken
+    (by a concurrent writer, when the check before saw it free)."""
     for attempt in range(_SLUG_ATTEMPTS):
         slug = base if attempt == 0 else slugs.with_suffix(base)
         if attempt == 0 and await repository.slug_taken(session, slug):
             continue
-        if await repository.set_slug(session, post, slug):
-            return
+        claimed = await claim(slug)
+        if claimed is not None:
+            return slug, claimed
     raise RuntimeError(f"no free slug for {base!r} in {_SLUG_ATTEMPTS} attempts")
 
 

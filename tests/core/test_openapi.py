@@ -224,6 +224,7 @@ async def test_operations_open_to_anonymous_callers_say_authentication_is_option
         "GET /api/v1/posts/by-slug/{slug}",
         "GET /api/v1/posts/{post_id}",
         "GET /api/v1/posts/{post_id}/comments",
+        "GET /api/v1/tags",
         "GET /api/v1/users/{user_id}",
         "GET /api/v1/users/{user_id}/posts",
     }

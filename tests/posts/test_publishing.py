@@ -7,17 +7,25 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import CacheBackend, Settings
 from app.main import create_app
-from app.models import Favorite, Follow, Post, PostTag, Tag
+from app.models import Comment, Favorite, Follow, Post, PostTag, Tag, User
 from app.models.tag import TAG_MAX_LENGTH, TAGS_PER_POST_MAX
+from app.posts import service as posts_service
 from app.posts import slugs
+from app.posts.events import PostChanged
 from tests.conftest import Serve
 from tests.factories import auth_headers, make_post, make_user
-from tests.helpers import assert_problem, count_rows, open_session, recorded_statements
+from tests.helpers import (
+    assert_problem,
+    count_rows,
+    open_session,
+    racing_an_uncommitted_change,
+    recorded_statements,
+)
 
 POSTS = "/api/v1/posts/"
 TAGS = "/api/v1/tags"
@@ -465,3 +473,194 @@ async def test_a_list_without_a_caller_is_exactly_a_page_and_a_count(
         count = await _list_statements(app, client, f"{POSTS}?limit=5", {})
 
     assert count == 2
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_concurrent_favorites_of_one_post_by_one_user_make_one_favorite(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    post = await make_post(session, await make_user(session))
+    headers = await auth_headers(client, await make_user(session))
+
+    responses = await asyncio.gather(
+        *(client.put(f"{POSTS}{post.id}/favorite", headers=headers) for _ in range(6))
+    )
+
+    assert [response.status_code for response in responses] == [200] * 6
+    assert await count_of(session, Favorite) == 1
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_favorite_racing_the_posts_deletion_waits_for_it_and_finds_it_gone(
+    client: httpx.AsyncClient, session: AsyncSession, database_url: str
+) -> None:
+    post = await make_post(session, await make_user(session))
+    headers = await auth_headers(client, await make_user(session))
+
+    response = await racing_an_uncommitted_change(
+        database_url,
+        delete(Post).where(Post.id == post.id),
+        client.put(f"{POSTS}{post.id}/favorite", headers=headers),
+    )
+
+    assert_problem(response, 404, "post_not_found")
+    assert await count_of(session, Favorite) == 0
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_comment_racing_the_posts_deletion_waits_for_it_and_finds_it_gone(
+    client: httpx.AsyncClient, session: AsyncSession, database_url: str
+) -> None:
+    post = await make_post(session, await make_user(session))
+    headers = await auth_headers(client, await make_user(session))
+
+    response = await racing_an_uncommitted_change(
+        database_url,
+        delete(Post).where(Post.id == post.id),
+        client.post(f"{POSTS}{post.id}/comments", json={"body": "Hi."}, headers=headers),
+    )
+
+    assert_problem(response, 404, "post_not_found")
+    assert await count_of(session, Comment) == 0
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_follow_racing_the_users_deletion_is_a_404_not_a_crash(
+    client: httpx.AsyncClient, session: AsyncSession, database_url: str
+) -> None:
+    bob = await make_user(session, username="bob")
+    headers = await auth_headers(client, await make_user(session, username="ann"))
+
+    response = await racing_an_uncommitted_change(
+        database_url,
+        delete(User).where(User.id == bob.id),
+        client.put(f"/api/v1/users/{bob.id}/follow", headers=headers),
+    )
+
+    assert_problem(response, 404, "user_not_found")
+    assert await count_of(session, Follow) == 0
+
+
+async def test_a_comment_list_is_two_statements_whatever_its_size(
+    serve: Serve, settings: Settings
+) -> None:
+    app = create_app(settings.model_copy(update={"CACHE_BACKEND": CacheBackend.OFF}))
+    async with serve(app) as client, open_session(app.state.database) as session:
+        post = await make_post(session, await make_user(session))
+        url = f"{POSTS}{post.id}/comments"
+
+        async def add_comments(count: int) -> None:
+            for _ in range(count):
+                author = await make_user(session)
+                session.add(Comment(post_id=post.id, author_id=author.id, body="Hi."))
+            await session.commit()
+
+        await add_comments(2)
+        small = await _list_statements(app, client, url, {})
+        await add_comments(18)
+        large = await _list_statements(app, client, url, {})
+
+    # The post is looked up first (404), then a page and a count.
+    assert small == large == 3
+
+
+async def test_the_tags_in_use_refuse_a_token_that_fails(client: httpx.AsyncClient) -> None:
+    response = await client.get(TAGS, headers={"Authorization": "Bearer not-a-jwt"})
+
+    assert_problem(response, 401, "invalid_token")
+
+
+async def test_a_slug_taken_between_the_check_and_the_insert_is_tried_again_then_given_up(
+    app: FastAPI, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a concurrent writer does to a candidate on PostgreSQL, made certain: every suffix
+    # clashes, so each insert after the check meets the unique constraint.
+    ann = await make_user(session, username="ann")
+    monkeypatch.setattr(slugs, "with_suffix", lambda base: f"{base}-taken")
+    database = app.state.database
+    for title in ("Garlic", "Garlic", "Tulips"):
+        async with database.transaction() as writing:
+            await posts_service.create(writing, ann, title=title, content="c")
+
+    async def create_a_third_garlic() -> None:
+        async with database.transaction() as writing:
+            await posts_service.create(writing, ann, title="Garlic", content="c")
+
+    async def rename_tulips_to_garlic() -> None:
+        async with database.transaction() as writing:
+            post = await posts_service.get_editable(writing, ann, slug="tulips")
+            changes = posts_service.PostChanges(title="Garlic")
+            await posts_service.update(writing, post, changes, viewer=ann)
+
+    with pytest.raises(RuntimeError, match="no free slug"):
+        await create_a_third_garlic()
+    with pytest.raises(RuntimeError, match="no free slug"):
+        await rename_tulips_to_garlic()
+
+    slugs_now = await session.scalars(select(Post.slug).order_by(Post.id))
+    assert list(slugs_now) == ["garlic", "garlic-taken", "tulips"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"favorited_by": "a\x00b"},
+        {"favorited_by": "ann smith"},
+        {"favorited_by": ""},
+        {"tag": "a\x00b"},
+        {"tag": ""},
+        {"tag": "x" * (TAG_MAX_LENGTH + 1)},
+    ],
+)
+async def test_list_filters_that_can_name_nothing_are_refused_with_422(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    assert_problem(await client.get(POSTS, params=params), 422, "validation_failed")
+
+
+async def test_a_deactivated_users_favorites_are_not_counted_nor_listed(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    post = await make_post(session, await make_user(session))
+    admin = await make_user(session, username="root", is_superuser=True)
+    fans = [await make_user(session, username=name) for name in ("ann", "gone")]
+    for fan in fans:
+        session.add(Favorite(user_id=fan.id, post_id=post.id))
+    fans[1].is_active = False
+    await session.commit()
+
+    seen = (await client.get(f"{POSTS}{post.id}")).json()
+    favored_by_gone = await client.get(POSTS, params={"favorited_by": "gone"})
+    by_admin = await client.get(
+        POSTS, params={"favorited_by": "gone"}, headers=await auth_headers(client, admin)
+    )
+
+    assert seen["favorites_count"] == 1
+    assert favored_by_gone.json()["total"] == 0
+    assert by_admin.json()["total"] == 1
+
+
+async def test_edits_tell_listeners_every_slug_the_post_had_or_has(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    heard: list[PostChanged] = []
+    app.state.database.events.subscribe(PostChanged, heard.append)
+    headers = await auth_headers(client, await make_user(session))
+    post = await create(client, headers, title="Garlic")
+    url = f"{POSTS}{post['id']}"
+
+    await client.patch(url, json={"content": "Later."}, headers=headers)
+    await client.patch(url, json={"title": "Tulips"}, headers=headers)
+    await client.put(f"{url}/favorite", headers=headers)
+    await client.post(f"{url}/comments", json={"body": "Hi."}, headers=headers)
+    await client.delete(url, headers=headers)
+
+    assert [event.slugs for event in heard] == [
+        ("garlic",),
+        ("garlic",),
+        ("garlic", "tulips"),
+        ("tulips",),
+        ("tulips",),
+        ("tulips",),
+    ]
+    assert {event.post_id for event in heard} == {post["id"]}

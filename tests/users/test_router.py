@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Post, User
-from app.users.events import UserDeleted
+from app.users.events import UserChanged, UserDeleted
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_post, make_user
 from tests.helpers import (
     assert_problem,
@@ -588,6 +588,23 @@ async def test_deleting_an_account_tells_listeners_which_posts_went_with_it(
             post_slugs=tuple(post.slug for post in posts),
             username="ann",
         )
+    ]
+
+
+async def test_a_rename_tells_listeners_the_old_and_the_new_username_keys(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await make_user(session, username="ann")
+    heard: list[UserChanged] = []
+    app.state.database.events.subscribe(UserChanged, heard.append)
+    headers = await auth_headers(client, user)
+
+    await client.patch(ME, json={"username": "Anna"}, headers=headers)
+    await client.patch(ME, json={"bio": "Hi."}, headers=headers)
+
+    assert heard == [
+        UserChanged(user_id=user.id, usernames=("ann", "anna")),
+        UserChanged(user_id=user.id, usernames=("anna",)),
     ]
 
 
