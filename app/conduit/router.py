@@ -408,7 +408,14 @@ async def conduit_delete_comment(
 # --- Tags --------------------------------------------------------------------------------------
 
 
-@router.get("/tags", response_model=ConduitTagsResponse)
-async def conduit_list_tags(session: SessionDep) -> ConduitTagsResponse:
-    """Every tag some article carries, sorted."""
+@router.get(
+    "/tags",
+    response_model=ConduitTagsResponse,
+    responses=conduit_responses(401),
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def conduit_list_tags(_viewer: OptionalUser, session: SessionDep) -> ConduitTagsResponse:
+    """Every tag some visible article carries, sorted; the same for every caller (a token is
+    checked all the same: one that fails is a 401, as on every read)."""
     return ConduitTagsResponse(tags=await posts_service.list_tags(session))

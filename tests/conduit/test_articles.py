@@ -348,3 +348,19 @@ async def test_a_post_written_natively_is_an_article_and_back(client: httpx.Asyn
     assert listed["articles"][1]["tagList"] == ["x"]
     assert {post["title"] for post in native_list["items"]} == {"Native", "From Conduit"}
     assert article["slug"] in {post["slug"] for post in native_list["items"]}
+
+
+async def test_public_reads_refuse_a_token_that_fails_rather_than_serve_it_as_anonymous(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await sign_up(client, "jake")
+    article = await create(client, jake["token"])
+
+    for url in (
+        ARTICLES,
+        f"{ARTICLES}/{article['slug']}",
+        f"{ARTICLES}/{article['slug']}/comments",
+        "/api/profiles/jake",
+        "/api/tags",
+    ):
+        assert_unauthorized(await client.get(url, headers=token("not-a-jwt")))
