@@ -108,7 +108,7 @@ Email = Annotated[
 ]
 # Whatever /api/v1 would take to sign in: the account may have been made there.
 SignInEmail = Annotated[
-    str, StringConstraints(min_length=1, max_length=EMAIL_MAX_LENGTH), NoNul, NOT_BLANK
+    str, StringConstraints(min_length=1, max_length=EMAIL_MAX_LENGTH), NotBlank, NOT_BLANK
 ]
 SignInPassword = Annotated[
     str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH), EMPTY_REFUSED

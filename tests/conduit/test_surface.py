@@ -8,6 +8,7 @@ import pytest
 from fastapi import APIRouter
 
 from app.core.config import Settings
+from app.core.text import NOT_BLANK_NO_NUL
 from app.main import create_app
 from tests.conduit.helpers import assert_errors, sign_up
 from tests.conftest import Serve
@@ -200,6 +201,8 @@ async def test_required_text_is_documented_with_its_constraints(openapi: dict[st
     assert new_user["properties"]["email"]["minLength"] == 1
     assert new_user["properties"]["password"]["minLength"] == 8
     assert login["properties"]["email"]["minLength"] == 1
+    # The pattern refuses what the API refuses: text of white space only.
+    assert login["properties"]["email"]["pattern"] == NOT_BLANK_NO_NUL
     assert login["properties"]["password"]["minLength"] == 1
     assert "required" not in changes
     assert {"type": "null"} in changes["properties"]["bio"]["anyOf"]
