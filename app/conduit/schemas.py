@@ -343,8 +343,15 @@ Title = Annotated[
     AfterValidator(str.strip),
     NOT_BLANK,
 ]
+# Required, but any text will do, as /api/v1's: only an empty one is blank. Its pattern says
+# "at least one character" itself: a minLength beside a pattern that allows "" makes examples
+# slow to generate (most are thrown away).
+NOT_EMPTY_NO_NUL = r"^[^\x00]+$"
 Description = Annotated[
-    str, StringConstraints(min_length=1, max_length=DESCRIPTION_MAX_LENGTH), NotBlank, NOT_BLANK
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH),
+    TextRule(NOT_EMPTY_NO_NUL, "must not contain the NUL character"),
+    EMPTY_REFUSED,
 ]
 ArticleBody = Annotated[
     str, StringConstraints(min_length=1, max_length=CONTENT_MAX_LENGTH), NotBlank, NOT_BLANK

@@ -78,7 +78,8 @@ async def test_duplicate_titles_get_distinct_slugs(client: httpx.AsyncClient) ->
     ("changes", "errors"),
     [
         ({"title": ""}, {"title": ["can't be blank"]}),
-        ({"description": " "}, {"description": ["can't be blank"]}),
+        ({"description": ""}, {"description": ["can't be blank"]}),
+        ({"title": " "}, {"title": ["can't be blank"]}),
         ({"body": ""}, {"body": ["can't be blank"]}),
         ({"title": None}, None),
         ({"tagList": "dragons"}, None),
