@@ -4,10 +4,12 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from app.auth.router import router as auth_router
+from app.comments.router import router as comments_router
 from app.core.paths import API_V1_PREFIX
 from app.core.problem_details import ProblemDetailsRenderer, problem_responses
 from app.core.surfaces import Surface
 from app.posts.router import author_router as author_posts_router
+from app.posts.router import feed_router, tags_router
 from app.posts.router import router as posts_router
 from app.users.router import router as users_router
 
@@ -15,7 +17,7 @@ from app.users.router import router as users_router
 API_V1_SURFACE = Surface(
     prefix=API_V1_PREFIX,
     renderer=ProblemDetailsRenderer(),
-    authorization_scheme="Bearer",
+    authorization_schemes=("Bearer",),
 )
 
 
@@ -34,3 +36,6 @@ api_router.include_router(auth_router)
 api_router.include_router(users_router)
 api_router.include_router(posts_router)
 api_router.include_router(author_posts_router)
+api_router.include_router(comments_router)
+api_router.include_router(tags_router)
+api_router.include_router(feed_router)

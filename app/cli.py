@@ -41,7 +41,9 @@ async def create_superuser(settings: Settings, username: str, email: str, passwo
                 PasswordHasher(settings),
                 PasswordPolicy(settings),
                 mail,
-                data,
+                username=data.username,
+                email=data.email,
+                password=data.password,
                 is_superuser=True,
             )
         return user.id

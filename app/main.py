@@ -10,6 +10,8 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app.api import API_V1_SURFACE, api_router
 from app.cached_reads import CACHED_READS, invalidate_on_commit
+from app.conduit.router import router as conduit_router
+from app.conduit.surface import CONDUIT_SURFACE
 from app.constraint_errors import CONSTRAINT_ERRORS
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import build_cache_store
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings)
     # Paths outside every surface (/health, a typo) are answered as /api/v1 answers.
     surfaces = Surfaces(default=API_V1_SURFACE)
+    # The RealWorld ("Conduit") API under /api; /api/v1, the longer prefix, stays native.
+    surfaces.register(CONDUIT_SURFACE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(create_metrics_router(settings.METRICS_ALLOWED_IPS))
     app.include_router(api_router)
+    app.include_router(conduit_router)
     # Outermost last. A request meets them top to bottom, its answer leaves bottom to top.
     # Innermost: the headers the route declared, so the cache keeps them with the answer.
     app.add_middleware(CacheHeadersMiddleware)

@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.core.security import PasswordHasher
 from app.models import Post, User
 from app.models.user import username_key
+from app.posts import slugs
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 _numbers = itertools.count(1)
@@ -44,9 +45,23 @@ async def make_user(
 
 
 async def make_post(
-    session: AsyncSession, author: User, *, title: str | None = None, content: str = "Hello."
+    session: AsyncSession,
+    author: User,
+    *,
+    title: str | None = None,
+    content: str = "Hello.",
+    description: str = "",
 ) -> Post:
-    post = Post(title=title or f"Post {next(_numbers)}", content=content, author_id=author.id)
+    """A post without tags; its slug is its title's, made unique with a number."""
+    number = next(_numbers)
+    title = title or f"Post {number}"
+    post = Post(
+        title=title,
+        slug=f"{slugs.base_of(title)}-{number}",
+        description=description,
+        content=content,
+        author_id=author.id,
+    )
     session.add(post)
     await session.commit()
     return post

@@ -1,7 +1,8 @@
 """Who is calling: one chain from the request's access token to OptionalUser, CurrentUser and
 SuperUser, for the routes of any domain and any surface.
 
-The surface decides only how the token is carried (`Authorization: Bearer <token>` on /api/v1);
+The surface decides only how the token is carried (`Authorization: Bearer <token>` on /api/v1,
+`Token <token>` or `Bearer <token>` on Conduit's /api);
 everything after that (decoding, the login, the user) is the same for all of them.
 """
 
@@ -40,9 +41,10 @@ class AccessToken(OAuth2PasswordBearer):
         if header is None:
             return None
         surfaces: Surfaces = request.app.state.surfaces
-        expected = surfaces.for_path(request.scope["path"]).authorization_scheme
+        surface = surfaces.for_path(request.scope["path"])
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != expected.lower() or not token.strip():
+        if not surface.accepts_scheme(scheme) or not token.strip():
+            expected = surface.authorization_scheme
             raise NotAuthenticated(f"Send the access token as `Authorization: {expected} <token>`.")
         return token.strip()
 

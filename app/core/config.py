@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     # However often it is refreshed, a login ends this long after the sign-in.
     LOGIN_MAX_AGE_SECONDS: Annotated[int, Field(ge=1)] = 90 * 24 * 3600
     JWT_ISSUER: str = "quill"
+    # A token of the Conduit API (/api) is a login of its own, with no refresh token (Conduit
+    # clients cannot refresh): it works this long, unless its login ends before.
+    CONDUIT_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     # The links mailed to verify an address and to reset a password work once, this long. Whole
     # hours and minutes: the message says "within 48 hours", "within 60 minutes".
     VERIFY_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=3600)] = 48 * 3600

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 import aiosqlite
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import Constraint, Executable, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, Result, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,7 +25,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.core.after_commit import discard_queued, has_queued, run_queued
 from app.core.config import Settings
-from app.core.db_errors import ConstraintErrors, DatabaseUnreachable
+from app.core.db_errors import ConstraintErrors, DatabaseUnreachable, violated_constraint
 from app.core.errors import AppError
 from app.core.events import EventBus
 
@@ -78,6 +78,25 @@ async def outside_transaction(session: AsyncSession) -> AsyncIterator[None]:
     if session.in_transaction():
         await session.commit()
     yield
+
+
+async def execute_unless_taken(
+    session: AsyncSession, statement: Executable, constraint: Constraint
+) -> Result[Any] | None:
+    """Run a write in a SAVEPOINT: its result, or None, with nothing written, when it breaks
+    `constraint` (a unique constraint or primary key): another row, perhaps a concurrent
+    writer's, holds the key.
+
+    The rest of the unit of work goes on either way. On PostgreSQL a write that clashes with an
+    uncommitted one waits for it, then fails here once it commits, or succeeds if it rolls back.
+    """
+    try:
+        async with session.begin_nested():
+            return await session.execute(statement)
+    except sa_exc.IntegrityError as exc:
+        if violated_constraint(exc, constraint.table.metadata) != constraint.name:
+            raise
+        return None
 
 
 class Database:

@@ -5,7 +5,7 @@ import re
 import sqlite3
 from typing import Any
 
-from sqlalchemy import MetaData, UniqueConstraint
+from sqlalchemy import MetaData, PrimaryKeyConstraint, UniqueConstraint
 from sqlalchemy import exc as sa_exc
 
 from app.core.errors import AppError
@@ -69,7 +69,8 @@ _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
 
 
 def violated_constraint(error: sa_exc.IntegrityError, metadata: MetaData) -> str | None:
-    """The name of the constraint an integrity error broke, on PostgreSQL and SQLite alike."""
+    """The name of the constraint an integrity error broke, on PostgreSQL and SQLite alike
+    (SQLite reports a duplicate primary key as a unique constraint's failure)."""
     name = getattr(_driver_error(error), "constraint_name", None)
     if isinstance(name, str):
         return name
@@ -81,7 +82,9 @@ def violated_constraint(error: sa_exc.IntegrityError, metadata: MetaData) -> str
     table = metadata.tables.get(qualified[0][0])
     columns = {column for _table, column in qualified}
     for constraint in table.constraints if table is not None else ():
-        if isinstance(constraint, UniqueConstraint) and set(constraint.columns.keys()) == columns:
+        if not isinstance(constraint, (UniqueConstraint, PrimaryKeyConstraint)):
+            continue
+        if set(constraint.columns.keys()) == columns:
             return str(constraint.name)
     return None
 

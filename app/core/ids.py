@@ -43,3 +43,6 @@ PostIdPath = Annotated[
 AuthorIdQuery = Annotated[
     int | None, Query(ge=1, le=MAX_ROW_ID, description="Only this user's posts."), CanonicalDecimal
 ]
+CommentIdPath = Annotated[
+    int, Path(ge=1, le=MAX_ROW_ID, description="The comment's id."), CanonicalDecimal
+]

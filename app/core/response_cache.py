@@ -23,9 +23,10 @@ from app.core.cache import CachedResponse, CacheStore
 from app.core.metrics import ROUTE_TEMPLATE_STATE_KEY
 from app.core.redis import RedisUnavailable
 
-# Path parameters of cached routes are row ids, written one way only (app/core/ids.py): any other
-# spelling is not a cache key, and goes to the app, which refuses it.
-_ROW_ID = r"[1-9][0-9]{0,9}"
+# Path parameters of cached routes are row ids unless the route says otherwise, written one way
+# only (app/core/ids.py): any other spelling is not a cache key, and goes to the app, which
+# refuses it.
+ROW_ID = r"[1-9][0-9]{0,9}"
 _PARAMETER = re.compile(r"\{(\w+)\}")
 # What a 304 repeats of the 200 it stands for (RFC 9110, 15.4.5).
 _NOT_MODIFIED_HEADERS = frozenset({b"etag", b"vary", b"cache-control", b"content-location"})
@@ -38,20 +39,23 @@ class CachedRoute:
 
     `depends_on` names the tags whose writes make an answer stale, from the path parameters.
     `query` names the query parameters the answer may vary by; `first_page_only` leaves every
-    `offset` but 0 to the database (deep pages are rarely read twice).
+    `offset` but 0 to the database (deep pages are rarely read twice). `parameters` gives the
+    pattern of each path parameter that is not a row id (a slug, a username): a path that does
+    not match is no cache key.
     """
 
     template: str
     depends_on: Callable[[Mapping[str, str]], Sequence[str]]
     query: frozenset[str] = frozenset()
     first_page_only: bool = False
+    parameters: Mapping[str, str] = field(default_factory=dict, compare=False)
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # split() with a group alternates literal text and parameter names.
         parts = _PARAMETER.split(self.template)
         regex = "".join(
-            f"(?P<{part}>{_ROW_ID})" if index % 2 else re.escape(part)
+            f"(?P<{part}>{self.parameters.get(part, ROW_ID)})" if index % 2 else re.escape(part)
             for index, part in enumerate(parts)
         )
         object.__setattr__(self, "pattern", re.compile(regex))

@@ -3,25 +3,44 @@ from fastapi import APIRouter, Response, status
 from app.auth.dependencies import OPTIONAL_AUTHENTICATION, CurrentUser, OptionalUser
 from app.core.cache_control import VARY_AUTHORIZATION
 from app.core.db import SessionDep
-from app.core.ids import AuthorIdQuery
+from app.core.ids import AuthorIdQuery, PostIdPath
 from app.core.links import LinksDep
 from app.core.pagination import Page, PageDep, PageRead
-from app.core.paths import POSTS_PREFIX, USERS_PREFIX
+from app.core.paths import FEED_PATH, POSTS_PREFIX, TAGS_PREFIX, USERS_PREFIX
 from app.core.problem_details import problem_responses
-from app.models import Post
 from app.posts import service as posts_service
-from app.posts.dependencies import EditablePost, ExistingPost
-from app.posts.schemas import PostCreate, PostRead, PostUpdate
+from app.posts.dependencies import EditablePost
+from app.posts.schemas import (
+    FavoritedByQuery,
+    PostCreate,
+    PostRead,
+    PostUpdate,
+    SlugPath,
+    TagList,
+    TagQuery,
+)
+from app.posts.service import PostFilter, PostView
 from app.users.dependencies import VisibleUser
 
 router = APIRouter(prefix=POSTS_PREFIX, tags=["posts"])
 # A user's posts live under the user's URL, and are posts' business.
 author_router = APIRouter(prefix=USERS_PREFIX, tags=["posts"])
+# The tags in use, and the caller's feed, are views of posts too.
+tags_router = APIRouter(prefix=TAGS_PREFIX, tags=["posts"])
+feed_router = APIRouter(tags=["posts"])
 
-# The stateful fuzzer, and any client, can follow a created post to what may be done with it.
-_POST_LINKS = {
+# The stateful fuzzer, and any client, can follow a post to what may be done with it.
+_POST_ID_LINKS = {
     name: {"operationId": name, "parameters": {"post_id": "$response.body#/id"}}
-    for name in ("get_post", "update_post", "delete_post")
+    for name in (
+        "get_post",
+        "update_post",
+        "delete_post",
+        "favorite_post",
+        "unfavorite_post",
+        "list_comments",
+        "add_comment",
+    )
 }
 
 
@@ -29,12 +48,21 @@ _POST_LINKS = {
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=PostRead,
-    responses={**problem_responses(401), 201: {"links": _POST_LINKS}},
+    # No link to get_post_by_slug: a new title moves the slug, so a client follows the id.
+    responses={**problem_responses(401), 201: {"links": _POST_ID_LINKS}},
 )
 async def create_post(
     data: PostCreate, user: CurrentUser, session: SessionDep, links: LinksDep, response: Response
-) -> Post:
-    post = await posts_service.create(session, user, data)
+) -> PostView:
+    """The post gets a slug made of its title's words, with a suffix when another post has it."""
+    post = await posts_service.create(
+        session,
+        user,
+        title=data.title,
+        content=data.content,
+        description=data.description,
+        tags=data.tags,
+    )
     response.headers["Location"] = links.url_for("get_post", post_id=post.id)
     return post
 
@@ -51,9 +79,24 @@ async def list_posts(
     viewer: OptionalUser,
     session: SessionDep,
     author_id: AuthorIdQuery = None,
-) -> Page[Post]:
-    """Newest first; posts created in the same instant are ordered by id."""
-    return await posts_service.list_newest_first(session, page, viewer=viewer, author_id=author_id)
+    tag: TagQuery = None,
+    favorited_by: FavoritedByQuery = None,
+) -> Page[PostView]:
+    """Newest first; posts created in the same instant are ordered by id. An unknown tag or
+    user gives an empty page."""
+    filters = PostFilter(author_id=author_id, tag=tag, favorited_by=favorited_by)
+    return await posts_service.list_newest_first(session, page, viewer=viewer, filters=filters)
+
+
+@router.get(
+    "/by-slug/{slug}",
+    response_model=PostRead,
+    responses={**problem_responses(401, 404), 200: {"links": _POST_ID_LINKS}},
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def get_post_by_slug(slug: SlugPath, viewer: OptionalUser, session: SessionDep) -> PostView:
+    return await posts_service.get_view_by_slug(session, slug, viewer=viewer)
 
 
 @router.get(
@@ -63,13 +106,17 @@ async def list_posts(
     openapi_extra=OPTIONAL_AUTHENTICATION,
     dependencies=[VARY_AUTHORIZATION],
 )
-async def get_post(post: ExistingPost) -> Post:
-    return post
+async def get_post(post_id: PostIdPath, viewer: OptionalUser, session: SessionDep) -> PostView:
+    return await posts_service.get_view(session, post_id, viewer=viewer)
 
 
 @router.patch("/{post_id}", response_model=PostRead, responses=problem_responses(401, 403, 404))
-async def update_post(changes: PostUpdate, post: EditablePost, session: SessionDep) -> Post:
-    return await posts_service.update(session, post, changes)
+async def update_post(
+    changes: PostUpdate, post: EditablePost, user: CurrentUser, session: SessionDep
+) -> PostView:
+    """A new title gives the post a new slug, unless its words are the same; other edits keep
+    it. `tags` replaces every tag (`[]` removes them)."""
+    return await posts_service.update(session, post, changes.changes(), viewer=user)
 
 
 @router.delete(
@@ -81,6 +128,20 @@ async def delete_post(post: EditablePost, session: SessionDep) -> None:
     await posts_service.delete(session, post)
 
 
+@router.put("/{post_id}/favorite", response_model=PostRead, responses=problem_responses(401, 404))
+async def favorite_post(post_id: PostIdPath, user: CurrentUser, session: SessionDep) -> PostView:
+    """Idempotent: the post, favorited by the caller."""
+    return await posts_service.favorite(session, user, post_id=post_id)
+
+
+@router.delete(
+    "/{post_id}/favorite", response_model=PostRead, responses=problem_responses(401, 404)
+)
+async def unfavorite_post(post_id: PostIdPath, user: CurrentUser, session: SessionDep) -> PostView:
+    """Idempotent: the post, not favorited by the caller."""
+    return await posts_service.unfavorite(session, user, post_id=post_id)
+
+
 @author_router.get(
     "/{user_id}/posts",
     response_model=PageRead[PostRead],
@@ -90,6 +151,31 @@ async def delete_post(post: EditablePost, session: SessionDep) -> None:
 )
 async def list_user_posts(
     user: VisibleUser, page: PageDep, viewer: OptionalUser, session: SessionDep
-) -> Page[Post]:
+) -> Page[PostView]:
     """The user's posts, newest first."""
-    return await posts_service.list_newest_first(session, page, viewer=viewer, author_id=user.id)
+    filters = PostFilter(author_id=user.id)
+    return await posts_service.list_newest_first(session, page, viewer=viewer, filters=filters)
+
+
+@tags_router.get(
+    "",
+    response_model=TagList,
+    responses=problem_responses(401),
+    openapi_extra=OPTIONAL_AUTHENTICATION,
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def list_tags(_viewer: OptionalUser, session: SessionDep) -> TagList:
+    """Every tag some visible post carries, sorted by code point; the same for every caller
+    (a token is checked all the same)."""
+    return TagList(tags=await posts_service.list_tags(session))
+
+
+@feed_router.get(
+    FEED_PATH,
+    response_model=PageRead[PostRead],
+    responses=problem_responses(401),
+    dependencies=[VARY_AUTHORIZATION],
+)
+async def feed(page: PageDep, user: CurrentUser, session: SessionDep) -> Page[PostView]:
+    """The posts of the users the caller follows, newest first."""
+    return await posts_service.feed(session, page, viewer=user)

@@ -29,3 +29,8 @@ class LastAdministrator(Conflict):
 
     code = "last_administrator"
     default_detail = "This is the last active administrator: appoint another one first."
+
+
+class CannotFollowYourself(Conflict):
+    code = "cannot_follow_yourself"
+    default_detail = "A user cannot follow themselves."

@@ -5,19 +5,21 @@ from app.auth.dependencies import (
     AccountMailDep,
     CurrentAuthentication,
     CurrentUser,
+    OptionalUser,
     PasswordHasherDep,
     PasswordPolicyDep,
     SuperUser,
 )
 from app.core.cache_control import NO_STORE, VARY_AUTHORIZATION
 from app.core.db import SessionDep
+from app.core.ids import UserIdPath
 from app.core.links import LinksDep
 from app.core.pagination import Page, PageDep, PageRead
 from app.core.paths import USERS_PREFIX
 from app.core.problem_details import problem_responses
 from app.models import User
 from app.users import service as users_service
-from app.users.dependencies import AdministeredUser, VisibleUser, count_sign_up
+from app.users.dependencies import AdministeredUser, count_sign_up
 from app.users.schemas import (
     AdminUserRead,
     AdminUserUpdate,
@@ -26,13 +28,14 @@ from app.users.schemas import (
     UserRead,
     UserUpdate,
 )
+from app.users.service import ProfileView
 
 router = APIRouter(prefix=USERS_PREFIX, tags=["users"])
 
 # The stateful fuzzer, and any client, can follow a new account to its public pages.
 _USER_LINKS = {
     name: {"operationId": name, "parameters": {"user_id": "$response.body#/id"}}
-    for name in ("get_user", "list_user_posts")
+    for name in ("get_user", "list_user_posts", "follow_user", "unfollow_user")
 }
 
 
@@ -55,7 +58,15 @@ async def register(
     """Sign up. The account works at once; a welcome with a link that verifies the address is
     mailed to it (`email_verified` stays false until the link is followed). With
     PASSWORD_REJECT_COMMON, a common password is a 422 (`password_too_common`)."""
-    user = await users_service.register(session, hasher, policy, mail, data)
+    user = await users_service.register(
+        session,
+        hasher,
+        policy,
+        mail,
+        username=data.username,
+        email=data.email,
+        password=data.password,
+    )
     response.headers["Location"] = links.url_for("get_user", user_id=user.id)
     return user
 
@@ -117,8 +128,27 @@ async def delete_me(user: CurrentUser, session: SessionDep) -> None:
     openapi_extra=OPTIONAL_AUTHENTICATION,
     dependencies=[VARY_AUTHORIZATION],
 )
-async def get_user(user: VisibleUser) -> User:
-    return user
+async def get_user(user_id: UserIdPath, viewer: OptionalUser, session: SessionDep) -> ProfileView:
+    return await users_service.get_profile(session, user_id, viewer=viewer)
+
+
+@router.put(
+    "/{user_id}/follow",
+    response_model=PublicProfile,
+    responses=problem_responses(401, 404, 409),
+)
+async def follow_user(user_id: UserIdPath, user: CurrentUser, session: SessionDep) -> ProfileView:
+    """Idempotent: the profile, followed by the caller; their posts are in the caller's feed.
+    Nobody follows themselves (409)."""
+    return await users_service.follow(session, user, user_id=user_id)
+
+
+@router.delete(
+    "/{user_id}/follow", response_model=PublicProfile, responses=problem_responses(401, 404)
+)
+async def unfollow_user(user_id: UserIdPath, user: CurrentUser, session: SessionDep) -> ProfileView:
+    """Idempotent: the profile, not followed by the caller."""
+    return await users_service.unfollow(session, user, user_id=user_id)
 
 
 @router.patch(

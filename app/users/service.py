@@ -6,8 +6,13 @@ The mail these changes send (a welcome, a verification, a notice) is queued in t
 work: it goes only if the change is committed.
 """
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 import structlog
 from pydantic import MISSING
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth_service
@@ -22,6 +27,7 @@ from app.models.user import username_key
 from app.posts import service as posts_service
 from app.users import repository
 from app.users.errors import (
+    CannotFollowYourself,
     EmailTaken,
     LastAdministrator,
     UsernameTaken,
@@ -29,9 +35,21 @@ from app.users.errors import (
     WrongCurrentPassword,
 )
 from app.users.events import UserChanged, UserDeleted
-from app.users.schemas import AdminUserUpdate, UserCreate, UserUpdate
+from app.users.schemas import AdminUserUpdate, UserUpdate
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileView:
+    """A user's public profile, as a given viewer sees it."""
+
+    id: int
+    username: str
+    bio: str | None
+    image: str | None
+    created_at: datetime
+    following: bool  # the viewer follows this user; False for anonymous viewers
 
 
 async def register(
@@ -39,19 +57,24 @@ async def register(
     hasher: PasswordHasher,
     policy: PasswordPolicy,
     mail: AccountMail,
-    data: UserCreate,
     *,
+    username: str,
+    email: str,
+    password: str,
     is_superuser: bool = False,
 ) -> User:
-    """A new account, welcomed by mail with a link that verifies its address."""
-    policy.check_new(data.password, field="password")
+    """A new account, welcomed by mail with a link that verifies its address.
+
+    The values are valid already (each surface's schema checks them); the email normalized.
+    """
+    policy.check_new(password, field="password")
     async with outside_transaction(session):
-        hashed_password = await hasher.hash(data.password)
-    await _ensure_available(session, username=data.username, email=data.email)
+        hashed_password = await hasher.hash(password)
+    await _ensure_available(session, username=username, email=email)
     user = User(
-        username=data.username,
-        username_key=username_key(data.username),
-        email=data.email,
+        username=username,
+        username_key=username_key(username),
+        email=email,
         hashed_password=hashed_password,
         is_superuser=is_superuser,
     )
@@ -84,6 +107,18 @@ async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | Non
     return user
 
 
+@dataclass(frozen=True, slots=True)
+class AccountChanges:
+    """Changes an account's owner makes; MISSING leaves a field as it is, and None clears the
+    bio or the image. The values are valid already (the email normalized)."""
+
+    username: str | MISSING = MISSING
+    email: str | MISSING = MISSING
+    bio: str | MISSING | None = MISSING
+    image: str | MISSING | None = MISSING
+    password: str | MISSING = MISSING
+
+
 async def update_own_account(
     session: AsyncSession,
     hasher: PasswordHasher,
@@ -114,9 +149,62 @@ async def update_own_account(
         if user.hashed_password != verified_hash:
             raise WrongCurrentPassword
     fields = changes.model_dump(exclude_unset=True, exclude={"password", "current_password"})
+    await _apply_changes(session, mail, caller, user, fields, new_hash=new_hash)
+    log.info("user.updated", user_id=user.id, fields=sorted(changes.model_fields_set))
+    return user
+
+
+async def update_own_account_unconfirmed(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    policy: PasswordPolicy,
+    mail: AccountMail,
+    caller: Authentication,
+    changes: AccountChanges,
+) -> User:
+    """Change the caller's account on the strength of the token alone, with no current password
+    (the Conduit contract has none). A new password or email address is what turns a stolen
+    token into the account, so either ends every login but this one; a new address is sent a
+    verification link, and the old one a notice that tells how to take the account back.
+    """
+    user = caller.user
+    new_hash = None
+    if changes.password is not MISSING:
+        policy.check_new(changes.password, field="password")
+        async with outside_transaction(session):
+            new_hash = await hasher.hash(changes.password)
+        # The account may have been deleted, or its login ended, while we hashed.
+        user = await auth_service.lock_caller_again(session, caller)
+    fields = {
+        name: value
+        for name in ("username", "email", "bio", "image")
+        if (value := getattr(changes, name)) is not MISSING
+    }
+    email_changes = fields.get("email", user.email) != user.email
+    await _apply_changes(session, mail, caller, user, fields, new_hash=new_hash)
+    if email_changes and new_hash is None:
+        await auth_service.end_logins(
+            session, user, LoginEndReason.EMAIL_CHANGED, except_login_id=caller.login_id
+        )
+    changed = sorted([*fields, *(["password"] if new_hash else [])])
+    log.info("user.updated", user_id=user.id, fields=changed, confirmed=False)
+    return user
+
+
+async def _apply_changes(
+    session: AsyncSession,
+    mail: AccountMail,
+    caller: Authentication,
+    user: User,
+    fields: dict[str, Any],
+    *,
+    new_hash: str | None,
+) -> None:
+    """Set the checked `fields` (and the password hashed as `new_hash`) on the caller's `user`."""
     await _ensure_available(
         session, username=fields.get("username"), email=fields.get("email"), exclude_id=user.id
     )
+    old_key = user.username_key
     if "username" in fields:
         user.username_key = username_key(fields["username"])
     old_email = user.email
@@ -135,18 +223,23 @@ async def update_own_account(
     # Only after a new password voided the reset links: the notice's must survive a change of both.
     if email_changes:
         await auth_service.email_changed(session, mail, user, old_email=old_email)
-    publish(session, UserChanged(user_id=user.id))
-    log.info("user.updated", user_id=user.id, fields=sorted(changes.model_fields_set))
-    return user
+    usernames = tuple(dict.fromkeys((old_key, user.username_key)))
+    publish(session, UserChanged(user_id=user.id, usernames=usernames))
 
 
 async def delete(session: AsyncSession, user: User) -> None:
     """Delete the account; the database deletes its posts, which the event names."""
     await _ensure_not_last_administrator(session, user)
-    post_ids = await posts_service.ids_by_author(session, user.id)
+    posts = await posts_service.ids_and_slugs_by_author(session, user.id)
     await repository.delete_by_id(session, user.id)
-    publish(session, UserDeleted(user_id=user.id, post_ids=tuple(post_ids)))
-    log.info("user.deleted", user_id=user.id, posts_deleted=len(post_ids))
+    deleted = UserDeleted(
+        user_id=user.id,
+        post_ids=tuple(post_id for post_id, _slug in posts),
+        post_slugs=tuple(slug for _post_id, slug in posts),
+        username=user.username_key,
+    )
+    publish(session, deleted)
+    log.info("user.deleted", user_id=user.id, posts_deleted=len(posts))
 
 
 async def list_users(session: AsyncSession, page: PageRequest) -> Page[User]:
@@ -163,9 +256,95 @@ async def administer(session: AsyncSession, user: User, changes: AdminUserUpdate
     if changes.is_active is False:
         await auth_service.end_logins(session, user, LoginEndReason.DEACTIVATED)
     await session.flush()
-    publish(session, UserChanged(user_id=user.id))
+    publish(session, UserChanged(user_id=user.id, usernames=(user.username_key,)))
     log.info("user.administered", user_id=user.id, changes=fields)
     return user
+
+
+def _sees_hidden(viewer: User | None) -> bool:
+    return viewer is not None and viewer.is_superuser
+
+
+def _viewer_id(viewer: User | None) -> int | None:
+    return None if viewer is None else viewer.id
+
+
+def _profile(row: Row[*tuple[Any, ...]] | None, viewer: User | None) -> ProfileView:
+    """The profile of a row, if the viewer may see it: UserNotFound for a deactivated user,
+    except to administrators."""
+    if row is None or not (row.is_active or _sees_hidden(viewer)):
+        raise UserNotFound
+    return ProfileView(
+        id=row.id,
+        username=row.username,
+        bio=row.bio,
+        image=row.image,
+        created_at=row.created_at,
+        following=bool(row.following),
+    )
+
+
+async def get_profile(session: AsyncSession, user_id: int, *, viewer: User | None) -> ProfileView:
+    row = await repository.profile_by_id(session, user_id, viewer_id=_viewer_id(viewer))
+    return _profile(row, viewer)
+
+
+async def get_profile_by_username(
+    session: AsyncSession, username: str, *, viewer: User | None
+) -> ProfileView:
+    """By username, whatever its case."""
+    row = await repository.profile_by_key(
+        session, username_key(username), viewer_id=_viewer_id(viewer)
+    )
+    return _profile(row, viewer)
+
+
+async def _followee_id(
+    session: AsyncSession, follower: User, user_id: int | None, username: str | None
+) -> int:
+    """The id of a user `follower` may see, kept from deletion until the unit of work ends."""
+    if (user_id is None) == (username is None):
+        raise TypeError("give exactly one of user_id and username")
+    found = await repository.find_for_share(
+        session, user_id=user_id, username_key=None if username is None else username_key(username)
+    )
+    if found is None or not (found[1] or _sees_hidden(follower)):
+        raise UserNotFound
+    return found[0]
+
+
+async def follow(
+    session: AsyncSession,
+    follower: User,
+    *,
+    user_id: int | None = None,
+    username: str | None = None,
+) -> ProfileView:
+    """Idempotent: following a followed user changes nothing. UserNotFound, then
+    CannotFollowYourself.
+
+    No cached read changes: only anonymous answers are cached, and they follow nobody.
+    """
+    followee_id = await _followee_id(session, follower, user_id, username)
+    if followee_id == follower.id:
+        raise CannotFollowYourself
+    await repository.add_follow(session, follower_id=follower.id, followee_id=followee_id)
+    log.info("user.followed", follower_id=follower.id, followee_id=followee_id)
+    return await get_profile(session, followee_id, viewer=follower)
+
+
+async def unfollow(
+    session: AsyncSession,
+    follower: User,
+    *,
+    user_id: int | None = None,
+    username: str | None = None,
+) -> ProfileView:
+    """Idempotent: unfollowing a user not followed (oneself included) changes nothing."""
+    followee_id = await _followee_id(session, follower, user_id, username)
+    await repository.remove_follow(session, follower_id=follower.id, followee_id=followee_id)
+    log.info("user.unfollowed", follower_id=follower.id, followee_id=followee_id)
+    return await get_profile(session, followee_id, viewer=follower)
 
 
 async def _ensure_not_last_administrator(session: AsyncSession, user: User) -> None:

@@ -411,3 +411,16 @@ def test_the_public_base_url_is_kept_without_a_final_slash(url: str, kept: str) 
 def test_a_public_base_url_that_is_no_base_is_refused(url: str) -> None:
     with pytest.raises(ValidationError, match="is not an http\\(s\\) URL"):
         make_settings(PUBLIC_BASE_URL=url)
+
+
+def test_development_lets_local_frontends_call_until_cors_origins_is_set() -> None:
+    development = make_settings(ENVIRONMENT="development")
+    listed = make_settings(ENVIRONMENT="development", CORS_ORIGINS=["https://app.example.com"])
+    none = make_settings(ENVIRONMENT="development", CORS_ORIGINS=[])
+    test = make_settings(ENVIRONMENT="test")
+
+    assert "http://localhost:4200" in development.cors_origins
+    assert "http://127.0.0.1:3000" in development.cors_origins
+    assert listed.cors_origins == ["https://app.example.com"]
+    assert none.cors_origins == []
+    assert test.cors_origins == []

@@ -145,7 +145,7 @@ async def test_sqlite_readers_are_not_blocked_by_a_writer_but_writers_wait(
 
 
 async def test_foreign_keys_are_enforced(session: AsyncSession) -> None:
-    session.add(Post(title="Orphan", content="No author.", author_id=2**31 - 1))
+    session.add(Post(title="Orphan", slug="orphan", content="No author.", author_id=2**31 - 1))
 
     with pytest.raises(sa_exc.IntegrityError):
         await session.flush()
@@ -153,7 +153,7 @@ async def test_foreign_keys_are_enforced(session: AsyncSession) -> None:
 
 async def test_deleting_a_user_cascades_to_their_posts(session: AsyncSession) -> None:
     author = await make_user(session)
-    session.add(Post(title="Mine", content="Text.", author_id=author.id))
+    session.add(Post(title="Mine", slug="mine", content="Text.", author_id=author.id))
     await session.commit()
 
     await session.delete(author)

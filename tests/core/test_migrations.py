@@ -29,7 +29,21 @@ from tests.helpers import open_session
 T = TypeVar("T")
 # The advisory lock migrations/env.py takes on PostgreSQL.
 MIGRATION_LOCK_ID = 0x5155494C4C
-QUILL_TABLES = {"users", "posts", "logins", "refresh_tokens", "outbox_messages", "account_tokens"}
+QUILL_TABLES = {
+    "users",
+    "posts",
+    "logins",
+    "refresh_tokens",
+    "outbox_messages",
+    "account_tokens",
+    "tags",
+    "post_tags",
+    "comments",
+    "follows",
+    "favorites",
+}
+# What revision 0006 adds.
+PUBLISHING_TABLES = {"tags", "post_tags", "comments", "follows", "favorites"}
 NEW_USER = {"username": "ann", "email": "ann@example.com", "password": "correct horse battery"}
 
 
@@ -364,6 +378,7 @@ async def test_downgrade_to_0003_removes_only_the_outbox_and_upgrade_restores_it
     assert await table_names(database_url) - {"alembic_version"} == QUILL_TABLES - {
         "outbox_messages",
         "account_tokens",
+        *PUBLISHING_TABLES,
     }
 
     await asyncio.to_thread(upgrade_to_head, database_url)
@@ -407,7 +422,8 @@ async def test_downgrade_to_0004_removes_only_the_account_tokens_and_upgrade_res
 ) -> None:
     await downgrade_to(database_url, "0004")
     assert await table_names(database_url) - {"alembic_version"} == QUILL_TABLES - {
-        "account_tokens"
+        "account_tokens",
+        *PUBLISHING_TABLES,
     }
 
     await asyncio.to_thread(upgrade_to_head, database_url)
@@ -478,3 +494,71 @@ async def test_account_tokens_go_with_their_user_and_no_two_share_a_hash(
         return list(connection.execute(statement).scalars())
 
     assert await run_on(database_url, remaining) == [bob.id]
+
+
+async def test_upgrade_to_0006_gives_existing_posts_distinct_slugs_from_their_titles(
+    database_url: str,
+) -> None:
+    await downgrade_to(database_url, "0001")
+    await insert_rows_at_0001(database_url)
+    titles = {1: "Planting garlic", 2: "Planting garlic", 3: "Café au lait", 4: "日本"}
+    posts_before = sa.table("posts", sa.column("id"), sa.column("title"))
+
+    def retitle(connection: Connection) -> None:
+        for post_id, title in titles.items():
+            connection.execute(
+                sa.update(posts_before).where(posts_before.c.id == post_id).values(title=title)
+            )
+
+    await run_on(database_url, retitle, commit=True)
+
+    await asyncio.to_thread(upgrade_to_head, database_url)
+
+    posts = sa.table("posts", sa.column("id"), sa.column("slug"), sa.column("description"))
+    statement = sa.select(posts.c.id, posts.c.slug, posts.c.description).order_by(posts.c.id)
+    rows = await run_on(database_url, lambda connection: connection.execute(statement).all())
+    assert [tuple(row) for row in rows] == [
+        (1, "planting-garlic-1", ""),
+        (2, "planting-garlic-2", ""),
+        (3, "cafe-au-lait-3", ""),
+        (4, "post-4", ""),
+    ]
+    assert await schema_differences(database_url, Base.metadata) == []
+
+
+async def test_downgrade_to_0005_removes_only_the_publishing_domain_and_upgrade_restores_it(
+    database_url: str,
+) -> None:
+    await downgrade_to(database_url, "0005")
+    assert await table_names(database_url) - {"alembic_version"} == (
+        QUILL_TABLES - PUBLISHING_TABLES
+    )
+
+    def post_columns(connection: Connection) -> set[str]:
+        return {column["name"] for column in inspect(connection).get_columns("posts")}
+
+    assert {"slug", "description"}.isdisjoint(await run_on(database_url, post_columns))
+
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    assert await table_names(database_url) - {"alembic_version"} == QUILL_TABLES
+    assert await schema_differences(database_url, Base.metadata) == []
+
+
+async def test_a_user_cannot_follow_themselves_even_behind_the_services_back(
+    database_url: str, session: AsyncSession
+) -> None:
+    # Alembic's comparison does not look at check constraints: this one is checked here.
+    ann = await make_user(session, username="ann")
+    follows = sa.table(
+        "follows",
+        sa.column("follower_id"),
+        sa.column("followee_id"),
+        sa.column("created_at", UTCDateTime()),
+    )
+
+    def insert(connection: Connection) -> None:
+        row = {"follower_id": ann.id, "followee_id": ann.id, "created_at": _AT}
+        connection.execute(sa.insert(follows), [row])
+
+    with pytest.raises(sa.exc.IntegrityError, match="not_oneself"):
+        await run_on(database_url, insert, commit=True)

@@ -128,7 +128,7 @@ async def test_the_apps_own_openapi_settings_survive_the_rewrite(
 @pytest.mark.parametrize(
     ("schema", "not_nullable", "nullable"),
     [
-        ("PostUpdate", {"title", "content"}, set()),
+        ("PostUpdate", {"title", "description", "content", "tags"}, set()),
         ("UserUpdate", {"username", "email", "password", "current_password"}, {"bio", "image"}),
         ("AdminUserUpdate", {"is_active", "is_superuser"}, set()),
     ],
@@ -153,25 +153,57 @@ async def test_write_schemas_refuse_unknown_fields_in_the_document_too(
         assert schema_of(openapi, name)["additionalProperties"] is False, name
 
 
+_BY_POST_ID = {"post_id": "$response.body#/id"}
+_BY_USER_ID = {"user_id": "$response.body#/id"}
+
+
 @pytest.mark.parametrize(
-    ("operation", "links", "parameter"),
+    ("operation", "links"),
     [
-        ("POST /api/v1/posts/", {"get_post", "update_post", "delete_post"}, "post_id"),
-        ("POST /api/v1/users/", {"get_user", "list_user_posts"}, "user_id"),
+        (
+            "POST /api/v1/posts/",
+            {
+                "get_post": _BY_POST_ID,
+                "update_post": _BY_POST_ID,
+                "delete_post": _BY_POST_ID,
+                "favorite_post": _BY_POST_ID,
+                "unfavorite_post": _BY_POST_ID,
+                "list_comments": _BY_POST_ID,
+                "add_comment": _BY_POST_ID,
+                "get_post_by_slug": {"slug": "$response.body#/slug"},
+            },
+        ),
+        (
+            "POST /api/v1/users/",
+            {
+                "get_user": _BY_USER_ID,
+                "list_user_posts": _BY_USER_ID,
+                "follow_user": _BY_USER_ID,
+                "unfollow_user": _BY_USER_ID,
+            },
+        ),
+        (
+            "POST /api/v1/posts/{post_id}/comments",
+            {
+                "delete_comment": {
+                    "post_id": "$response.body#/post_id",
+                    "comment_id": "$response.body#/id",
+                }
+            },
+        ),
     ],
 )
 async def test_a_created_resource_links_to_what_can_be_done_with_it(
-    openapi: dict[str, Any], operation: str, links: set[str], parameter: str
+    openapi: dict[str, Any], operation: str, links: dict[str, dict[str, str]]
 ) -> None:
     operations = dict(api_operations(openapi))
     operation_ids = {op["operationId"] for op in operations.values()}
 
     documented = operations[operation]["responses"]["201"]["links"]
 
-    assert set(documented) == links
+    assert {name: link["parameters"] for name, link in documented.items()} == links
     for link in documented.values():
         assert link["operationId"] in operation_ids
-        assert link["parameters"] == {parameter: "$response.body#/id"}
 
 
 async def test_operation_ids_are_the_route_names(openapi: dict[str, Any]) -> None:
@@ -189,7 +221,10 @@ async def test_operations_open_to_anonymous_callers_say_authentication_is_option
 
     assert optional == {
         "GET /api/v1/posts/",
+        "GET /api/v1/posts/by-slug/{slug}",
         "GET /api/v1/posts/{post_id}",
+        "GET /api/v1/posts/{post_id}/comments",
+        "GET /api/v1/tags",
         "GET /api/v1/users/{user_id}",
         "GET /api/v1/users/{user_id}/posts",
     }

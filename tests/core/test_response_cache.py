@@ -5,6 +5,7 @@ and a Redis that dies or freezes under it."""
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -92,10 +93,16 @@ async def test_a_second_anonymous_read_is_answered_without_the_database(cached: 
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/users/{author_id}", "/api/v1/posts/", "/api/v1/posts/?limit=5&offset=0"],
+    [
+        "/api/v1/users/{author_id}",
+        "/api/v1/posts/",
+        "/api/v1/posts/?limit=5&offset=0",
+        "/api/v1/posts/by-slug/{slug}",
+        "/api/v1/tags",
+    ],
 )
 async def test_each_cached_read_is_a_hit_the_second_time(cached: Cached, path: str) -> None:
-    url = path.format(author_id=cached.author.id)
+    url = path.format(author_id=cached.author.id, slug=cached.post.slug)
     miss = await cached.client.get(url)
     with recorded_statements(cached.app) as second:
         hit = await cached.client.get(url)
@@ -211,6 +218,86 @@ async def test_renaming_the_author_refreshes_their_posts(cached: Cached) -> None
     assert profile["username"] == "renamed"
 
 
+def reads_of(post: Post, slug: str | None = None) -> list[str]:
+    """Every cached anonymous read that shows the post."""
+    return [post_url(post), f"/api/v1/posts/by-slug/{slug or post.slug}", "/api/v1/posts/"]
+
+
+def shown(body: dict[str, Any]) -> dict[str, Any]:
+    """The post in a read's body: the read itself, or the first item of a list."""
+    item: dict[str, Any] = body["items"][0] if "items" in body else body
+    return item
+
+
+async def fill(cached: Cached, urls: list[str]) -> None:
+    for url in urls:
+        assert (await cached.client.get(url)).status_code == 200, url
+
+
+async def test_a_favorite_is_counted_in_the_next_anonymous_reads(cached: Cached) -> None:
+    await fill(cached, reads_of(cached.post))
+    reader = await admin_headers(cached)
+
+    response = await cached.client.put(f"{post_url(cached.post)}/favorite", headers=reader)
+    assert response.status_code == 200
+    for url in reads_of(cached.post):
+        post = shown((await cached.client.get(url)).json())
+        assert (post["favorites_count"], post["favorited"]) == (1, False), url
+
+    await cached.client.delete(f"{post_url(cached.post)}/favorite", headers=reader)
+    for url in reads_of(cached.post):
+        assert shown((await cached.client.get(url)).json())["favorites_count"] == 0, url
+
+
+async def test_a_tag_edit_is_in_the_next_anonymous_reads_and_the_tags_in_use(
+    cached: Cached,
+) -> None:
+    await fill(cached, [*reads_of(cached.post), "/api/v1/tags"])
+    headers = await auth_headers(cached.client, cached.author)
+
+    response = await cached.client.patch(
+        post_url(cached.post), json={"tags": ["garden", "autumn"]}, headers=headers
+    )
+    assert response.status_code == 200
+    for url in reads_of(cached.post):
+        assert shown((await cached.client.get(url)).json())["tags"] == ["garden", "autumn"], url
+    assert (await cached.client.get("/api/v1/tags")).json() == {"tags": ["autumn", "garden"]}
+
+    await cached.client.patch(post_url(cached.post), json={"tags": []}, headers=headers)
+    assert (await cached.client.get("/api/v1/tags")).json() == {"tags": []}
+
+
+async def test_a_new_title_retires_the_cached_read_of_the_old_slug(cached: Cached) -> None:
+    old_slug = cached.post.slug
+    await fill(cached, reads_of(cached.post))
+    headers = await auth_headers(cached.client, cached.author)
+
+    renamed = await cached.client.patch(
+        post_url(cached.post), json={"title": "Another title"}, headers=headers
+    )
+
+    assert renamed.json()["slug"] == "another-title"
+    old = await cached.client.get(f"/api/v1/posts/by-slug/{old_slug}")
+    assert old.status_code == 404
+    new = await cached.client.get("/api/v1/posts/by-slug/another-title")
+    assert new.json()["title"] == "Another title"
+
+
+async def test_deleting_the_author_retires_the_cached_reads_by_slug_and_the_tags(
+    cached: Cached,
+) -> None:
+    headers = await auth_headers(cached.client, cached.author)
+    await cached.client.patch(post_url(cached.post), json={"tags": ["mine"]}, headers=headers)
+    await fill(cached, [*reads_of(cached.post), "/api/v1/tags"])
+
+    response = await cached.client.delete("/api/v1/users/me", headers=headers)
+
+    assert response.status_code == 204
+    gone = await cached.client.get(f"/api/v1/posts/by-slug/{cached.post.slug}")
+    assert gone.status_code == 404
+    assert (await cached.client.get("/api/v1/tags")).json() == {"tags": []}
+
+
 async def admin_headers(cached: Cached) -> dict[str, str]:
     async with open_session(cached.app.state.database) as session:
         admin = await make_user(session, username="admin", is_superuser=True)
@@ -245,7 +332,7 @@ async def test_a_write_that_rolls_back_invalidates_nothing(cached: Cached) -> No
 
     async def publish_then_fail() -> None:
         async with cached.app.state.database.transaction() as session:
-            publish(session, PostChanged(post_id=cached.post.id))
+            publish(session, PostChanged(post_id=cached.post.id, slugs=(cached.post.slug,)))
             raise RuntimeError("the unit of work fails")
 
     with pytest.raises(RuntimeError):
@@ -255,7 +342,7 @@ async def test_a_write_that_rolls_back_invalidates_nothing(cached: Cached) -> No
     assert after_rollback == []
 
     async with cached.app.state.database.transaction() as session:
-        publish(session, PostChanged(post_id=cached.post.id))
+        publish(session, PostChanged(post_id=cached.post.id, slugs=(cached.post.slug,)))
     with recorded_statements(cached.app) as after_commit:
         await cached.client.get(post_url(cached.post))
     assert after_commit

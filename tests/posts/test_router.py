@@ -2,6 +2,7 @@
 
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,6 +16,7 @@ from app.core.config import CacheBackend, Settings
 from app.main import create_app
 from app.models import Post, User
 from app.models.post import CONTENT_MAX_LENGTH, TITLE_MAX_LENGTH
+from app.posts import slugs
 from tests.conftest import Serve
 from tests.factories import auth_headers, make_post, make_user
 from tests.helpers import (
@@ -25,7 +27,19 @@ from tests.helpers import (
 )
 
 POSTS = "/api/v1/posts/"
-POST_FIELDS = {"id", "title", "content", "author", "created_at", "updated_at"}
+POST_FIELDS = {
+    "id",
+    "slug",
+    "title",
+    "description",
+    "content",
+    "tags",
+    "author",
+    "favorites_count",
+    "favorited",
+    "created_at",
+    "updated_at",
+}
 UTC_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$")
 MISSING_POST_ID = 999_999
 WITHOUT_A_VALID_TOKEN = [
@@ -46,13 +60,29 @@ def assert_utc_timestamp(value: str) -> datetime:
     return parsed
 
 
+def author_json(author: User, *, following: bool = False) -> dict[str, Any]:
+    """A post's author as the API renders it."""
+    return {
+        "id": author.id,
+        "username": author.username,
+        "bio": author.bio,
+        "image": author.image,
+        "following": following,
+    }
+
+
 def as_json(post: Post, author: User) -> dict[str, Any]:
     """A post as the API renders it, from a row the test made."""
     return {
         "id": post.id,
+        "slug": post.slug,
         "title": post.title,
+        "description": post.description,
         "content": post.content,
-        "author": {"id": author.id, "username": author.username},
+        "tags": [],
+        "author": author_json(author),
+        "favorites_count": 0,
+        "favorited": False,
         "created_at": post.created_at.isoformat().replace("+00:00", "Z"),
         "updated_at": post.updated_at.isoformat().replace("+00:00", "Z"),
     }
@@ -86,6 +116,7 @@ async def add_post_at(
     post = Post(
         id=post_id,
         title=title,
+        slug=f"{slugs.base_of(title)}-{uuid.uuid4().hex[:8]}",
         content=content,
         author_id=author.id,
         created_at=created_at,
@@ -115,7 +146,7 @@ async def test_create_post_returns_201_with_the_post_and_a_location_that_serves_
     assert isinstance(body["id"], int)
     assert body["title"] == "First light"
     assert body["content"] == "It begins."
-    assert body["author"] == {"id": ann.id, "username": "ann"}
+    assert body["author"] == author_json(ann)
     assert body["created_at"] == body["updated_at"]
     assert response.headers["Location"].endswith(post_url(body["id"]))
     fetched = await client.get(response.headers["Location"])
@@ -361,7 +392,9 @@ async def test_list_posts_defaults_to_20_items(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     ann = await make_user(session)
-    session.add_all(Post(title=f"Post {n}", content="c", author_id=ann.id) for n in range(21))
+    session.add_all(
+        Post(title=f"Post {n}", slug=f"post-{n}", content="c", author_id=ann.id) for n in range(21)
+    )
     await session.commit()
 
     response = await client.get(POSTS)
@@ -426,7 +459,7 @@ async def test_list_posts_filters_by_author_and_counts_only_their_posts(
     assert body["total"] == 3
     assert (body["limit"], body["offset"]) == (2, 0)
     assert [item["id"] for item in body["items"]] == [anns[2].id, anns[1].id]
-    assert all(item["author"] == {"id": ann.id, "username": "ann"} for item in body["items"])
+    assert all(item["author"] == author_json(ann) for item in body["items"])
 
 
 async def test_list_posts_of_an_author_without_posts_is_empty(
@@ -555,7 +588,7 @@ async def test_author_can_update_their_post_partially(
     body = response.json()
     assert set(body) == POST_FIELDS
     assert (body["id"], body["title"], body["content"]) == (post.id, *expected)
-    assert body["author"] == {"id": ann.id, "username": "ann"}
+    assert body["author"] == author_json(ann)
     row = await reload_post(session, post.id)
     assert row is not None
     assert (row.title, row.content) == expected
@@ -594,7 +627,7 @@ async def test_superuser_can_update_another_authors_post(
 
     assert response.status_code == 200, response.text
     assert response.json()["title"] == "Moderated"
-    assert response.json()["author"] == {"id": ann.id, "username": "ann"}
+    assert response.json()["author"] == author_json(ann)
     row = await reload_post(session, post.id)
     assert row is not None
     assert (row.title, row.author_id) == ("Moderated", ann.id)

@@ -205,6 +205,10 @@ SERVER_OWNED = {
     "author_id": 2,
     "author": {"id": 2},
     "user_id": 2,
+    "post_id": 2,
+    "slug": "taken-over",
+    "favorites_count": 1000,
+    "favorited": True,
     "created_at": "2000-01-01T00:00:00Z",
     "updated_at": "2000-01-01T00:00:00Z",
     "hashed_password": "$argon2id$v=19$m=8,t=1,p=1$AAAA$AAAA",
@@ -244,6 +248,10 @@ async def _update_post(w: World) -> tuple[str, dict[str, Any], dict[str, str]]:
     return f"/api/v1/posts/{w.anns_post.id}", {"title": "Renamed"}, w.as_ann
 
 
+async def _add_comment(w: World) -> tuple[str, dict[str, Any], dict[str, str]]:
+    return f"/api/v1/posts/{w.bobs_post.id}/comments", {"body": "Nice."}, w.as_ann
+
+
 async def _sign_in(w: World) -> tuple[str, dict[str, Any], dict[str, str]]:
     return "/api/v1/auth/token", {"username": "ann", "password": DEFAULT_PASSWORD}, {}
 
@@ -279,6 +287,7 @@ WRITES: dict[tuple[str, str], Write] = {
     ),
     ("POST", "/api/v1/posts/"): Write("POST", _create_post),
     ("PATCH", "/api/v1/posts/{post_id}"): Write("PATCH", _update_post),
+    ("POST", "/api/v1/posts/{post_id}/comments"): Write("POST", _add_comment),
     ("POST", "/api/v1/auth/token"): Write("POST", _sign_in, form=True),
     ("POST", "/api/v1/auth/refresh"): Write("POST", _refresh),
     ("POST", "/api/v1/auth/logout"): Write("POST", _logout),

@@ -57,7 +57,15 @@ def sign_up_that_fails_after_its_mail(settings: Settings) -> FastAPI:
         policy: PasswordPolicyDep,
         mail: AccountMailDep,
     ) -> None:
-        await users_service.register(session, hasher, policy, mail, data)
+        await users_service.register(
+            session,
+            hasher,
+            policy,
+            mail,
+            username=data.username,
+            email=data.email,
+            password=data.password,
+        )
         raise RuntimeError("the request failed after the welcome was queued")
 
     return app

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Post, User
-from app.users.events import UserDeleted
+from app.users.events import UserChanged, UserDeleted
 from tests.factories import DEFAULT_PASSWORD, auth_headers, bearer, login, make_post, make_user
 from tests.helpers import (
     assert_problem,
@@ -35,7 +35,7 @@ USER_READ_KEYS = {
     "created_at",
 }
 ADMIN_USER_READ_KEYS = USER_READ_KEYS | {"is_active", "updated_at"}
-PUBLIC_PROFILE_KEYS = {"id", "username", "bio", "image", "created_at"}
+PUBLIC_PROFILE_KEYS = {"id", "username", "bio", "image", "created_at", "following"}
 NEW_PASSWORD = "a brand new passphrase"
 MISSING_ID = 999_999
 
@@ -581,7 +581,31 @@ async def test_deleting_an_account_tells_listeners_which_posts_went_with_it(
         response = await client.delete(ME, headers=await auth_headers(client, user))
 
     assert response.status_code == 204, response.text
-    assert heard == [UserDeleted(user_id=user.id, post_ids=tuple(post.id for post in posts))]
+    assert heard == [
+        UserDeleted(
+            user_id=user.id,
+            post_ids=tuple(post.id for post in posts),
+            post_slugs=tuple(post.slug for post in posts),
+            username="ann",
+        )
+    ]
+
+
+async def test_a_rename_tells_listeners_the_old_and_the_new_username_keys(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await make_user(session, username="ann")
+    heard: list[UserChanged] = []
+    app.state.database.events.subscribe(UserChanged, heard.append)
+    headers = await auth_headers(client, user)
+
+    await client.patch(ME, json={"username": "Anna"}, headers=headers)
+    await client.patch(ME, json={"bio": "Hi."}, headers=headers)
+
+    assert heard == [
+        UserChanged(user_id=user.id, usernames=("ann", "anna")),
+        UserChanged(user_id=user.id, usernames=("anna",)),
+    ]
 
 
 # GET /users/{id} and /users/{id}/posts --------------------------------------------------------
@@ -647,7 +671,13 @@ async def test_list_user_posts_returns_only_that_users_posts_newest_first(
     assert [item["id"] for item in body["items"]] == [third.id, second.id, first.id]
     assert (body["total"], body["limit"], body["offset"]) == (3, 20, 0)
     assert {item["author"]["id"] for item in body["items"]} == {ann.id}
-    assert body["items"][0]["author"] == {"id": ann.id, "username": "ann"}
+    assert body["items"][0]["author"] == {
+        "id": ann.id,
+        "username": "ann",
+        "bio": None,
+        "image": None,
+        "following": False,
+    }
 
     page = await client.get(f"{USERS}{ann.id}/posts", params={"limit": 2, "offset": 1})
 
