@@ -30,38 +30,35 @@ Exit status: schemathesis' own (nonzero on any failure), or 1 when setting up fa
 identity stopped working. On failure the server log is printed.
 """
 
-import asyncio
 import json
 import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import httpx
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import create_async_engine
+from harness import (
+    DEFAULT_POSTGRES_URL,
+    VENV_BIN,
+    SetupError,
+    StepLog,
+    postgres_database,
+    quill_server,
+    run_quietly,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 HOOKS = Path(__file__).resolve().with_name("fuzz_hooks.py")
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))
 SEED = int(os.environ.get("FUZZ_SEED", "20251201"))
 WORKERS = int(os.environ.get("FUZZ_WORKERS", "2"))
-POSTGRES_URL = os.environ.get("FUZZ_POSTGRES_URL") or os.environ.get(
-    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_URL = os.environ.get("FUZZ_POSTGRES_URL") or DEFAULT_POSTGRES_URL
 REPORT_DIR = os.environ.get("FUZZ_REPORT_DIR", "")
 REDIS_URL = os.environ.get("FUZZ_REDIS_URL", os.environ.get("TEST_REDIS_URL", ""))
 
@@ -77,12 +74,7 @@ TOKEN_CONFIRMATIONS = (
 TOKEN_CONFIRMATION_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 PASSWORD = secrets.token_urlsafe(16)
 ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
-STARTUP_TIMEOUT_SECONDS = 60
 FUZZ_RATE_LIMIT = "1000000/minute"
-
-
-class FuzzSetupError(Exception):
-    """The harness could not prepare the run; nothing was fuzzed."""
 
 
 @dataclass(frozen=True)
@@ -92,45 +84,10 @@ class Identity:
     token: str
 
 
-STARTED = time.monotonic()
+log = StepLog("fuzz")
 
 
-def log(message: str) -> None:
-    print(f".ci/fuzz [{time.monotonic() - STARTED:4.0f}s] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-# --- the database -----------------------------------------------------------------------------
-
-
-async def _administer(server: URL, statement: str) -> None:
-    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql(statement)
-    finally:
-        await engine.dispose()
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new, empty database on FUZZ_POSTGRES_URL's server: its URL. Dropped on the way out."""
-    server = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg")
-    name = f"quill_fuzz_{secrets.token_hex(4)}"
-    try:
-        asyncio.run(_administer(server, f"CREATE DATABASE {name}"))
-    except (OSError, SQLAlchemyError) as exc:
-        raise FuzzSetupError(f"cannot create a database on {server!r}: {exc}") from exc
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_administer(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+# --- the server's settings ---------------------------------------------------------------------
 
 
 def quill_environment(database_url: str, data_dir: Path) -> dict[str, str]:
@@ -161,60 +118,6 @@ def quill_environment(database_url: str, data_dir: Path) -> dict[str, str]:
     return environment
 
 
-def run_quietly(command: list[str], environment: dict[str, str], stdin: str = "") -> str:
-    completed = subprocess.run(
-        command, cwd=ROOT, env=environment, input=stdin, capture_output=True, text=True, check=False
-    )
-    if completed.returncode:
-        raise FuzzSetupError(
-            f"`{' '.join(command[1:])}` failed ({completed.returncode}):\n"
-            f"{completed.stdout}{completed.stderr}"
-        )
-    return completed.stdout
-
-
-# --- the server -------------------------------------------------------------------------------
-
-
-@contextmanager
-def quill_server(
-    environment: dict[str, str], log_path: Path
-) -> Iterator[tuple[str, Callable[[], None]]]:
-    """`fastapi run` on a free loopback port: its base URL, and a function that waits until it
-    answers /health. Stopped on the way out."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    command = [str(VENV_BIN / "fastapi"), "run", "--host", "127.0.0.1", "--port", str(port)]
-    # A file, not a pipe: nobody reads a pipe while schemathesis runs, and a full one stalls.
-    with log_path.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            yield base_url, lambda: wait_for_health(process, base_url)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_for_health(process: subprocess.Popen[bytes], base_url: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise FuzzSetupError(f"the server exited at start-up ({process.returncode})")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise FuzzSetupError(f"the server did not answer /health within {STARTUP_TIMEOUT_SECONDS}s")
-
-
 # --- the identities ---------------------------------------------------------------------------
 
 
@@ -223,7 +126,7 @@ def sign_up(client: httpx.Client, username: str, email: str) -> int:
         "/api/v1/users/", json={"username": username, "email": email, "password": PASSWORD}
     )
     if response.status_code != 201:
-        raise FuzzSetupError(f"signing up {username} got {response.status_code}: {response.text}")
+        raise SetupError(f"signing up {username} got {response.status_code}: {response.text}")
     user_id: int = response.json()["id"]
     return user_id
 
@@ -231,7 +134,7 @@ def sign_up(client: httpx.Client, username: str, email: str) -> int:
 def sign_in(client: httpx.Client, name: str, username: str, user_id: int) -> Identity:
     response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
     if response.status_code != 200:
-        raise FuzzSetupError(f"signing in {username} got {response.status_code}: {response.text}")
+        raise SetupError(f"signing in {username} got {response.status_code}: {response.text}")
     token = response.json()["access_token"]
     return Identity(name=name, id=user_id, token=token)
 
@@ -255,7 +158,7 @@ def create_superuser(environment: dict[str, str]) -> int:
     )
     found = re.search(r"\(id (\d+)\)", output)
     if found is None:
-        raise FuzzSetupError(f"create-superuser did not say which id it created: {output}")
+        raise SetupError(f"create-superuser did not say which id it created: {output}")
     return int(found.group(1))
 
 
@@ -397,7 +300,7 @@ class Outcome:
 
 
 def fuzz(workdir: Path, server_log: Path, outcome: Outcome) -> None:
-    with postgres_database() as database_url:
+    with postgres_database(POSTGRES_URL, "quill_fuzz") as database_url:
         environment = quill_environment(database_url, workdir / "data")
         log("migrating a new PostgreSQL database")
         run_quietly([sys.executable, "-m", "alembic", "upgrade", "head"], environment)
@@ -433,7 +336,7 @@ def main() -> int:
         server_log = workdir / "server.log"
         try:
             fuzz(workdir, server_log, outcome)
-        except FuzzSetupError as exc:
+        except SetupError as exc:
             log(f"setting up failed: {exc}")
         if outcome.status and server_log.exists():
             log("the server log:")

@@ -17,7 +17,7 @@ from app.users.router import router as users_router
 API_V1_SURFACE = Surface(
     prefix=API_V1_PREFIX,
     renderer=ProblemDetailsRenderer(),
-    authorization_scheme="Bearer",
+    authorization_schemes=("Bearer",),
 )
 
 

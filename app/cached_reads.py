@@ -9,8 +9,15 @@ from collections.abc import Mapping
 
 from app.core.cache import CacheStore
 from app.core.events import EventBus
-from app.core.paths import API_V1_PREFIX, POSTS_PREFIX, TAGS_PREFIX, USERS_PREFIX
+from app.core.paths import (
+    API_V1_PREFIX,
+    CONDUIT_PREFIX,
+    POSTS_PREFIX,
+    TAGS_PREFIX,
+    USERS_PREFIX,
+)
 from app.core.response_cache import CachedRoute
+from app.models.user import USERNAME_MAX_LENGTH, username_key
 from app.posts.events import PostChanged
 from app.users.events import UserChanged, UserDeleted
 
@@ -23,6 +30,8 @@ POST_LISTS = "post-lists"
 TAGS = "tags"
 # What a slug is made of (app/posts/slugs.py): anything else is no cache key.
 SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+# What a username is made of (USERNAME_PATTERN), for Conduit's profiles by name.
+USERNAME = rf"[A-Za-z0-9_.\-]{{1,{USERNAME_MAX_LENGTH}}}"
 
 
 def post_tag(post_id: object) -> str:
@@ -35,6 +44,11 @@ def slug_tag(slug: object) -> str:
 
 def user_tag(user_id: object) -> str:
     return f"user:{user_id}"
+
+
+def username_tag(username: str) -> str:
+    """A profile read by name: every spelling of the name (`Ann`, `ann`) shares it."""
+    return f"username:{username_key(username)}"
 
 
 def _post_read(parameters: Mapping[str, str]) -> tuple[str, ...]:
@@ -51,6 +65,10 @@ def _tags_read(_parameters: Mapping[str, str]) -> tuple[str, ...]:
 
 def _user_read(parameters: Mapping[str, str]) -> tuple[str, ...]:
     return (user_tag(parameters["user_id"]),)
+
+
+def _profile_read_by_username(parameters: Mapping[str, str]) -> tuple[str, ...]:
+    return (username_tag(parameters["username"]),)
 
 
 def _post_list(_parameters: Mapping[str, str]) -> tuple[str, ...]:
@@ -72,6 +90,22 @@ CACHED_READS = (
         query=frozenset({"limit", "offset"}),
         first_page_only=True,
     ),
+    # The Conduit API's reads (app/conduit): the same rows, in its wire format.
+    CachedRoute(
+        f"{CONDUIT_PREFIX}/articles/{{slug}}", _post_read_by_slug, parameters={"slug": SLUG}
+    ),
+    CachedRoute(
+        f"{CONDUIT_PREFIX}/profiles/{{username}}",
+        _profile_read_by_username,
+        parameters={"username": USERNAME},
+    ),
+    CachedRoute(
+        f"{CONDUIT_PREFIX}/articles",
+        _post_list,
+        query=frozenset({"tag", "author", "favorited", "limit", "offset"}),
+        first_page_only=True,
+    ),
+    CachedRoute(f"{CONDUIT_PREFIX}/tags", _tags_read),
 )
 
 
@@ -84,10 +118,11 @@ def invalidate_on_commit(events: EventBus, store: CacheStore) -> None:
 
     async def user_changed(event: UserChanged) -> None:
         # A deactivation hides the user's posts, and with them the tags only they carry.
-        await store.invalidate([user_tag(event.user_id), AUTHORS, POST_LISTS, TAGS])
+        usernames = [username_tag(username) for username in event.usernames]
+        await store.invalidate([user_tag(event.user_id), *usernames, AUTHORS, POST_LISTS, TAGS])
 
     async def user_deleted(event: UserDeleted) -> None:
-        tags = [user_tag(event.user_id), AUTHORS, POST_LISTS, TAGS]
+        tags = [user_tag(event.user_id), username_tag(event.username), AUTHORS, POST_LISTS, TAGS]
         tags += [post_tag(post_id) for post_id in event.post_ids]
         await store.invalidate(tags + [slug_tag(slug) for slug in event.post_slugs])
 

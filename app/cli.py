@@ -20,6 +20,7 @@ from app.core.db_errors import DATABASE_ERRORS, is_unavailable
 from app.core.errors import AppError
 from app.core.logging import configure_logging
 from app.core.migrations import DatabaseNotMigrated, ensure_at_head, upgrade_to_head
+from app.core.passwords import PasswordPolicy
 from app.core.security import PasswordHasher
 from app.mail import service as mail_service
 from app.users import service as users_service
@@ -36,7 +37,14 @@ async def create_superuser(settings: Settings, username: str, email: str, passwo
         mail = AccountMail.from_settings(settings, mail_service.MailComposer(settings))
         async with database.transaction() as session:
             user = await users_service.register(
-                session, PasswordHasher(settings), mail, data, is_superuser=True
+                session,
+                PasswordHasher(settings),
+                PasswordPolicy(settings),
+                mail,
+                username=data.username,
+                email=data.email,
+                password=data.password,
+                is_superuser=True,
             )
         return user.id
     finally:

@@ -10,6 +10,8 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app.api import API_V1_SURFACE, api_router
 from app.cached_reads import CACHED_READS, invalidate_on_commit
+from app.conduit.router import router as conduit_router
+from app.conduit.surface import CONDUIT_SURFACE
 from app.constraint_errors import CONSTRAINT_ERRORS
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import build_cache_store
@@ -25,6 +27,7 @@ from app.core.metrics import MetricsMiddleware, worker_metrics
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import ensure_at_head, upgrade_to_head
 from app.core.openapi import install_openapi
+from app.core.passwords import PasswordPolicy
 from app.core.rate_limit_middleware import RateLimitMiddleware
 from app.core.rate_limits import RateLimits
 from app.core.redis import RedisLink
@@ -48,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings)
     # Paths outside every surface (/health, a typo) are answered as /api/v1 answers.
     surfaces = Surfaces(default=API_V1_SURFACE)
+    # The RealWorld ("Conduit") API under /api; /api/v1, the longer prefix, stays native.
+    surfaces.register(CONDUIT_SURFACE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.surfaces = surfaces
     app.state.password_hasher = PasswordHasher(settings)
+    app.state.password_policy = PasswordPolicy(settings)
     app.state.token_codec = TokenCodec(settings)
     app.state.mail_composer = MailComposer(settings)
     # One pool for the process, shared by the cache and the rate limits; None without REDIS_URL.
@@ -102,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(create_metrics_router(settings.METRICS_ALLOWED_IPS))
     app.include_router(api_router)
+    app.include_router(conduit_router)
     # Outermost last. A request meets them top to bottom, its answer leaves bottom to top.
     # Innermost: the headers the route declared, so the cache keeps them with the answer.
     app.add_middleware(CacheHeadersMiddleware)
@@ -120,10 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES, surfaces=surfaces
     )
-    if settings.CORS_ORIGINS:
+    if settings.cors_origins:
         # Inside the host check: a preflight is answered here, and only for a known host. Around
         # the body limit, the limits and the routes, so that a page can read their errors.
-        app.add_middleware(CORSMiddleware, origins=settings.CORS_ORIGINS, surfaces=surfaces)
+        app.add_middleware(CORSMiddleware, origins=settings.cors_origins, surfaces=surfaces)
     app.add_middleware(HostFreeLocationMiddleware, public_base_url=settings.PUBLIC_BASE_URL)
     app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, surfaces=surfaces)
     # Inside RequestContext: it measures every answer, those of the layers above too.

@@ -20,6 +20,7 @@ os.environ["PASSWORD_HASH_PARALLELISM"] = "1"
 # tests bring an SMTP server of their own (tests/mail/smtp_server.py).
 os.environ["MAIL_BACKEND"] = "file"
 
+import compileall
 import itertools
 import shutil
 import uuid
@@ -42,9 +43,12 @@ from app.main import create_app
 from tests.helpers import open_session
 from tests.redis_server import RedisServer, require_redis_server
 
-# anyio imports its parts on first use, and under pytest such an import goes through the assertion
-# rewriter's ast.parse. On Python 3.11.7 that parse can fail mid-test ("AST constructor recursion
-# depth mismatch", a CPython bug), so every part is imported here, once, at collection.
+# On Python 3.11.7, an ast.parse in one thread while another compiles source can fail with
+# "AST constructor recursion depth mismatch" (a CPython bug; it failed CI runs). Tests parse in the
+# event loop's thread (the assertion rewriter imports a test's modules), and the apps migrate in a
+# worker thread (Alembic loads each migration file). So nothing is left to compile mid-test: the
+# migrations are compiled here, and the parts anyio imports on first use are imported now.
+compileall.compile_dir(Path(__file__).resolve().parents[1] / "migrations", quiet=1)
 for _name in dir(anyio):
     getattr(anyio, _name)
 

@@ -11,13 +11,14 @@ import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import Executable, Select, event, func, pool, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from structlog.typing import EventDict
 
 from app.core.db import SQLITE_BEGIN_OPTION, Database
 from app.core.security import PasswordHasher
-from app.models import AccountToken, User
+from app.models import AccountToken, Base, User
 from app.models.user import username_key
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
@@ -173,6 +174,15 @@ def recorded_statements(app: FastAPI) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
+def api_routes(app: FastAPI) -> Iterator[tuple[str, str, APIRoute]]:
+    """(method, full path, route) of every FastAPI route the app serves, included routers' too."""
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            for method in sorted(context.methods or ()):
+                yield method, str(context.path), route
+
+
 # --- metrics, as GET /metrics shows them ---
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -217,6 +227,18 @@ async def stored_user(session: AsyncSession, user_id: int) -> User:
     await session.commit()  # end the read: on SQLite it would hold up the app's writes
     assert user is not None
     return user
+
+
+async def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every committed row of every table, in a stable order: equal before and after a request
+    means it changed nothing in the database."""
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    async with open_session(database) as session:
+        for table in Base.metadata.sorted_tables:
+            result = await session.execute(select(table).order_by(*table.primary_key.columns))
+            rows[table.name] = [tuple(row) for row in result]
+        await session.commit()
+    return rows
 
 
 async def unspent_tokens(session: AsyncSession, user_id: int) -> int:

@@ -20,12 +20,14 @@ _FRONTEND_LINK = re.compile(r"http://localhost:3000/[^\s\"<>]*")
 
 
 async def delivered(app: FastAPI, server: SmtpServer) -> list[ReceivedMail]:
-    """Every message committed so far, once the dispatcher has sent them all."""
+    """Every message committed so far, once the dispatcher has sent them all, in the order they
+    were queued (a dispatcher may send one batch in any order)."""
     rows = await eventually(
         lambda: outbox_rows(database_of(app)),
         lambda rows: all(row.status is OutboxStatus.SENT for row in rows),
     )
-    return await server.wait_for(len(rows))
+    received = {mail.message_id: mail for mail in await server.wait_for(len(rows))}
+    return [received[row.message_id] for row in rows]
 
 
 async def outbox_recipients(app: FastAPI) -> list[str]:

@@ -1,5 +1,6 @@
 """Quill as people run it: `fastapi run` in a process of its own, on a port of its own."""
 
+import json
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +25,11 @@ class QuillProcess:
     url: str
     log: Path
     # The supervisor: `fastapi run` itself, which starts (and restarts) the workers.
-    pid: int
+    process: "subprocess.Popen[bytes]"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
 
 def free_port() -> int:
@@ -91,10 +97,22 @@ def running_quill(
                 if time.monotonic() > deadline:
                     pytest.fail(f"the server did not answer within 60 s:\n{log_path.read_text()}")
                 time.sleep(0.2)
-            yield QuillProcess(url=url, log=log_path, pid=process.pid)
+            yield QuillProcess(url=url, log=log_path, process=process)
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def log_entries(log: Path) -> list[dict[str, Any]]:
+    """The server's structured lines so far (LOG_JSON): not uvicorn's own, nor a line still
+    being written."""
+    *complete_lines, _rest = log.read_text(errors="replace").split("\n")
+    return [json.loads(line) for line in complete_lines if line.startswith("{")]
+
+
+def started_workers(log: Path) -> set[int]:
+    """The pids of the workers that have logged their start (LOG_JSON)."""
+    return {entry["pid"] for entry in log_entries(log) if entry["event"] == "quill.started"}
 
 
 def start_up(workdir: Path, settings: Mapping[str, str]) -> "subprocess.CompletedProcess[str]":

@@ -127,8 +127,10 @@ def administrator_headers(administrator: str) -> dict[str, str]:
 
 
 @schema.parametrize()
-# One administrator per operation, shared by its examples, is the point of the fixture.
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+# One administrator per operation, shared by its examples, is the point of the fixture. Making
+# examples of a nested body (Conduit's {"article": {...}}) can take long on a loaded machine:
+# the time goes to hypothesis, and says nothing of the app.
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 # Also what puts the operation into each test's id: on pytest 9 schemathesis' own naming reaches
 # only parametrized ids ("...[POST /api/v1/users/][sqlite]").
 @pytest.mark.parametrize("database", ["sqlite"])

@@ -2,7 +2,6 @@
 SQLite default, started from nothing (no data folder, no secret, no schema)."""
 
 import itertools
-import json
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.metrics_dir import ROOT as METRICS_ROOT
 from tests.factories import bearer
-from tests.quill_process import QuillProcess, running_quill
+from tests.quill_process import QuillProcess, log_entries, running_quill, started_workers
 
 WORKERS = 2
 # Each new connection goes to whichever worker accepts it first: both have answered long before.
@@ -37,16 +36,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuillProcess]:
         started=lambda log: len(started_workers(log)) >= WORKERS,
     ) as running:
         yield running
-
-
-def log_entries(log: Path) -> list[dict[str, Any]]:
-    """The server's structured lines so far: not uvicorn's own, nor a line still being written."""
-    *complete_lines, _rest = log.read_text(errors="replace").split("\n")
-    return [json.loads(line) for line in complete_lines if line.startswith("{")]
-
-
-def started_workers(log: Path) -> set[int]:
-    return {entry["pid"] for entry in log_entries(log) if entry["event"] == "quill.started"}
 
 
 def request_pids(log: Path, request_ids: Collection[str]) -> dict[str, int]:

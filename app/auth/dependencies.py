@@ -1,7 +1,8 @@
 """Who is calling: one chain from the request's access token to OptionalUser, CurrentUser and
 SuperUser, for the routes of any domain and any surface.
 
-The surface decides only how the token is carried (`Authorization: Bearer <token>` on /api/v1);
+The surface decides only how the token is carried (`Authorization: Bearer <token>` on /api/v1,
+`Token <token>` or `Bearer <token>` on Conduit's /api);
 everything after that (decoding, the login, the user) is the same for all of them.
 """
 
@@ -16,6 +17,7 @@ from app.auth.service import AccountMail, Authentication
 from app.core.config import Settings
 from app.core.db import SAFE_METHODS, SessionDep
 from app.core.errors import NotAuthenticated, PermissionDenied
+from app.core.passwords import PasswordPolicy
 from app.core.paths import API_V1_PREFIX, AUTH_PREFIX, TOKEN_PATH
 from app.core.rate_limits import RequestLimitsDep
 from app.core.security import PasswordHasher, TokenCodec
@@ -39,9 +41,10 @@ class AccessToken(OAuth2PasswordBearer):
         if header is None:
             return None
         surfaces: Surfaces = request.app.state.surfaces
-        expected = surfaces.for_path(request.scope["path"]).authorization_scheme
+        surface = surfaces.for_path(request.scope["path"])
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != expected.lower() or not token.strip():
+        if not surface.accepts_scheme(scheme) or not token.strip():
+            expected = surface.authorization_scheme
             raise NotAuthenticated(f"Send the access token as `Authorization: {expected} <token>`.")
         return token.strip()
 
@@ -59,8 +62,14 @@ async def get_password_hasher(request: Request) -> PasswordHasher:
     return hasher
 
 
+async def get_password_policy(request: Request) -> PasswordPolicy:
+    policy: PasswordPolicy = request.app.state.password_policy
+    return policy
+
+
 TokenCodecDep = Annotated[TokenCodec, Depends(get_token_codec)]
 PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+PasswordPolicyDep = Annotated[PasswordPolicy, Depends(get_password_policy)]
 
 
 async def count_sign_in_attempt(limits: RequestLimitsDep) -> None:

@@ -7,6 +7,7 @@ from app.auth.dependencies import (
     AccountMailDep,
     CurrentUser,
     PasswordHasherDep,
+    PasswordPolicyDep,
     TokenCodecDep,
     count_sign_in_attempt,
 )
@@ -131,13 +132,17 @@ async def request_password_reset(
     responses=problem_responses(400),
 )
 async def reset_password(
-    body: PasswordResetConfirm, session: SessionDep, hasher: PasswordHasherDep
+    body: PasswordResetConfirm,
+    session: SessionDep,
+    hasher: PasswordHasherDep,
+    policy: PasswordPolicyDep,
 ) -> None:
     """Set a new password with the link's token: every login of the account ends (all its
     access and refresh tokens), and every other reset link stops working.
 
     400 for a token that cannot be used (`token_expired`, `token_invalid`); nothing changes.
+    With PASSWORD_REJECT_COMMON, a common password is a 422 (`password_too_common`).
     """
     await auth_service.reset_password(
-        session, hasher, token=body.token, new_password=body.new_password
+        session, hasher, policy, token=body.token, new_password=body.new_password
     )

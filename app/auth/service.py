@@ -29,6 +29,7 @@ from app.core.config import Settings
 from app.core.db import outside_transaction
 from app.core.errors import RateLimited
 from app.core.ids import MAX_ROW_ID
+from app.core.passwords import PasswordPolicy
 from app.core.rate_limits import RequestLimits
 from app.core.security import PasswordHasher, TokenCodec, TokenType
 from app.mail import service as mail_service
@@ -66,6 +67,8 @@ class LoginEndReason(StrEnum):
     LOGOUT = "logout"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     PASSWORD_CHANGED = "password_changed"
+    # Only where an address changes with no current password (Conduit's PUT /api/user).
+    EMAIL_CHANGED = "email_changed"
     PASSWORD_RESET = "password_reset"
     DEACTIVATED = "deactivated"
 
@@ -96,6 +99,16 @@ class AccountMail:
         return int(self.reset_ttl.total_seconds()) // 60
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedAccessToken:
+    """The one token of a login that cannot be refreshed (a Conduit client's), and its user."""
+
+    user: User
+    access_token: str
+    login_id: str
+    expires_at: datetime
+
+
 async def login(
     session: AsyncSession,
     hasher: PasswordHasher,
@@ -105,9 +118,82 @@ async def login(
     username_or_email: str,
     password: str,
 ) -> IssuedTokens:
-    """Exactly one password verification per attempt, whoever asks, so timing tells nothing.
+    """A new login, with an access and a refresh token; see `_verified_sign_in` for the rules."""
+    user = await _verified_sign_in(
+        session, hasher, limits, username_or_email=username_or_email, password=password
+    )
+    now = datetime.now(UTC)
+    login_row = Login(
+        id=uuid.uuid4().hex, user_id=user.id, created_at=now, expires_at=codec.login_expires_at(now)
+    )
+    session.add(login_row)
+    tokens = _issue_tokens(
+        session, codec, user_id=user.id, login_id=login_row.id, not_after=login_row.expires_at
+    )
+    log.info("auth.logged_in", user_id=user.id, login_id=login_row.id)
+    return tokens
 
-    It runs outside any transaction: read the user, verify, then write the login. Only failures
+
+async def login_without_refresh(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    codec: TokenCodec,
+    limits: RequestLimits,
+    *,
+    username_or_email: str,
+    password: str,
+    lifetime: timedelta,
+) -> IssuedAccessToken:
+    """A new login whose one access token lives `lifetime`, for clients that cannot refresh;
+    verified, and limited, exactly as `login` is."""
+    user = await _verified_sign_in(
+        session, hasher, limits, username_or_email=username_or_email, password=password
+    )
+    return open_login_without_refresh(session, codec, user, lifetime=lifetime)
+
+
+def open_login_without_refresh(
+    session: AsyncSession, codec: TokenCodec, user: User, *, lifetime: timedelta
+) -> IssuedAccessToken:
+    """A new login of `user` (signed in, or just registered) whose only token is one access token
+    that lives `lifetime`, LOGIN_MAX_AGE_SECONDS at most. Nothing refreshes it; it ends as every
+    login ends (a password change elsewhere, a reset, deactivation)."""
+    now = datetime.now(UTC)
+    login_row = Login(
+        id=uuid.uuid4().hex,
+        user_id=user.id,
+        created_at=now,
+        expires_at=min(now + lifetime, codec.login_expires_at(now)),
+    )
+    session.add(login_row)
+    access = codec.issue(
+        TokenType.ACCESS,
+        user_id=user.id,
+        session_id=login_row.id,
+        not_after=login_row.expires_at,
+        lifetime=lifetime,
+    )
+    log.info("auth.logged_in", user_id=user.id, login_id=login_row.id, refreshable=False)
+    return IssuedAccessToken(
+        user=user,
+        access_token=access.token,
+        login_id=login_row.id,
+        expires_at=access.claims.expires_at,
+    )
+
+
+async def _verified_sign_in(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    limits: RequestLimits,
+    *,
+    username_or_email: str,
+    password: str,
+) -> User:
+    """The active user these credentials name, read afresh and locked; InvalidCredentials if none.
+
+    Exactly one password verification per attempt, whoever asks, so timing tells nothing.
+    It runs outside any transaction: read the user, verify, then sign in. Only failures
     spend the account's limit (RATE_LIMIT_LOGIN_ACCOUNT): each attempt takes one, and a sign-in
     forgives them. While the account has none left, every attempt is refused (429) before any
     hashing, the right password included.
@@ -135,16 +221,7 @@ async def login(
         raise InvalidCredentials
     if new_hash is not None:
         user.hashed_password = new_hash
-    now = datetime.now(UTC)
-    login_row = Login(
-        id=uuid.uuid4().hex, user_id=user.id, created_at=now, expires_at=codec.login_expires_at(now)
-    )
-    session.add(login_row)
-    tokens = _issue_tokens(
-        session, codec, user_id=user.id, login_id=login_row.id, not_after=login_row.expires_at
-    )
-    log.info("auth.logged_in", user_id=user.id, login_id=login_row.id)
-    return tokens
+    return user
 
 
 async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) -> IssuedTokens:
@@ -285,7 +362,12 @@ async def request_password_reset(
 
 
 async def reset_password(
-    session: AsyncSession, hasher: PasswordHasher, *, token: str, new_password: str
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    policy: PasswordPolicy,
+    *,
+    token: str,
+    new_password: str,
 ) -> None:
     """Spend a reset token: the account gets the new password, every login of it ends (their
     refresh and access tokens stop working) and every other reset link stops working.
@@ -293,6 +375,7 @@ async def reset_password(
     The token is checked before hashing (a bad one costs no hash), and spent after, with no
     transaction held across the hashing.
     """
+    policy.check_new(new_password, field="new_password")
     row = await account_tokens.find_usable(session, token, RESET_PASSWORD)
     async with outside_transaction(session):
         new_hash = await hasher.hash(new_password)

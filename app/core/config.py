@@ -29,6 +29,16 @@ GENERATE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48
 SECRET_KEY_FILE_NAME = "secret_key"
 
 
+# Where frontend dev servers listen by default: create-react-app and Next (3000), the RealWorld
+# React frontend (4100), Angular (4200), Vite (5173) and the Vue CLI (8080).
+DEVELOPMENT_FRONTEND_PORTS = (3000, 4100, 4200, 5173, 8080)
+DEVELOPMENT_FRONTEND_ORIGINS = tuple(
+    f"http://{host}:{port}"
+    for port in DEVELOPMENT_FRONTEND_PORTS
+    for host in ("localhost", "127.0.0.1")
+)
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -166,6 +176,9 @@ class Settings(BaseSettings):
     # However often it is refreshed, a login ends this long after the sign-in.
     LOGIN_MAX_AGE_SECONDS: Annotated[int, Field(ge=1)] = 90 * 24 * 3600
     JWT_ISSUER: str = "quill"
+    # A token of the Conduit API (/api) is a login of its own, with no refresh token (Conduit
+    # clients cannot refresh): it works this long, unless its login ends before.
+    CONDUIT_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     # The links mailed to verify an address and to reset a password work once, this long. Whole
     # hours and minutes: the message says "within 48 hours", "within 60 minutes".
     VERIFY_TOKEN_TTL_SECONDS: Annotated[int, Field(ge=3600)] = 48 * 3600
@@ -180,6 +193,9 @@ class Settings(BaseSettings):
     PASSWORD_HASH_PARALLELISM: Annotated[int, Field(ge=1)] = 4
     # Hashing is CPU and memory heavy: bound how many run at once in worker threads.
     PASSWORD_HASH_MAX_CONCURRENCY: Annotated[int, Field(ge=1)] = 4
+    # Refuse new passwords on the bundled list of common ones (app/core/common_passwords.txt).
+    # Off by default: the rule is 8-128 characters, and the sign-in limits slow guessing down.
+    PASSWORD_REJECT_COMMON: bool = False
 
     LOG_LEVEL: Annotated[str, AfterValidator(_parse_log_level)] = "INFO"
     LOG_JSON: bool | None = None
@@ -261,7 +277,8 @@ class Settings(BaseSettings):
 
     # HTTP hygiene. Lists are JSON or comma-separated.
     # Origins whose pages may call the API from a browser; "*" alone allows any. Quill's tokens
-    # are Bearer tokens, never cookies: no origin is ever sent credentials.
+    # are Bearer tokens, never cookies: no origin is ever sent credentials. Unset in development:
+    # the local frontend dev servers (DEVELOPMENT_FRONTEND_ORIGINS).
     CORS_ORIGINS: Annotated[Origins, BeforeValidator(_comma_separated)] = []
     # Host names this service answers to; enforced in production, or anywhere once set.
     ALLOWED_HOSTS: Annotated[HostPatterns, BeforeValidator(_comma_separated)] = [
@@ -361,6 +378,17 @@ class Settings(BaseSettings):
         if self.ENVIRONMENT is Environment.PRODUCTION or "ALLOWED_HOSTS" in self.model_fields_set:
             return self.ALLOWED_HOSTS
         return ["*"]
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """The origins CORS lets read: CORS_ORIGINS once set; unset, the local frontend dev
+        servers in development and none elsewhere."""
+        if (
+            "CORS_ORIGINS" in self.model_fields_set
+            or self.ENVIRONMENT is not Environment.DEVELOPMENT
+        ):
+            return self.CORS_ORIGINS
+        return list(DEVELOPMENT_FRONTEND_ORIGINS)
 
     @property
     def is_sqlite(self) -> bool:

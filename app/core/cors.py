@@ -16,7 +16,8 @@ from app.core.error_handlers import error_response, request_id_of
 from app.core.errors import CrossOriginRefused
 from app.core.surfaces import Surfaces
 
-ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE")
+# PUT: the Conduit API (/api) updates with it.
+ALLOWED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
 # What a page may read of an answer, beyond the headers every answer shows it.
 EXPOSED_HEADERS = (

@@ -126,7 +126,7 @@ def allowed_methods(request: Request) -> list[str]:
     """
     routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
     root_path = request.scope.get("app_root_path", request.scope.get("root_path", ""))
-    allowed = []
+    allowed: list[str] = []
     for method in HTTP_METHODS:
         probe = {
             "type": "http",
@@ -135,13 +135,32 @@ def allowed_methods(request: Request) -> list[str]:
             "root_path": root_path,
             "headers": [],
         }
-        if any(route.matches(dict(probe))[0] is Match.FULL for route in routes):
+        # OPTIONS is answered for every path some route serves (see `answer_options`).
+        served = any(route.matches(dict(probe))[0] is Match.FULL for route in routes)
+        if served or (method == "OPTIONS" and allowed):
             allowed.append(method)
     return allowed
 
 
+def answer_options(request: Request) -> Response | None:
+    """An OPTIONS request (not a CORS preflight, which the CORS middleware answers) to a path
+    that exists: 204 with the methods it serves in Allow. None for a path nothing serves."""
+    allowed = allowed_methods(request)
+    if not allowed:
+        return None
+    return Response(status_code=204, headers={"Allow": ", ".join(allowed)})
+
+
 def install_error_handlers(app: FastAPI, surfaces: Surfaces, *, retry_after_seconds: int) -> None:
     async def handle(request: Request, exc: Exception) -> Response:
+        # No route has OPTIONS: the router's 405 for it is where the path's methods are known.
+        if (
+            request.method == "OPTIONS"
+            and isinstance(exc, StarletteHTTPException)
+            and exc.status_code == 405
+            and (options := answer_options(request)) is not None
+        ):
+            return options
         error = as_app_error(request, exc, retry_after_seconds=retry_after_seconds)
         request_id = request_id_of(request.scope.get("state"))
         return error_response(surfaces, request.url.path, error, request_id)

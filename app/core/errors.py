@@ -125,6 +125,14 @@ class PayloadTooLarge(AppError):
         )
 
 
+class PasswordTooCommon(AppError):
+    """A new password on the list of common ones (only with PASSWORD_REJECT_COMMON)."""
+
+    status_code = 422
+    code = "password_too_common"
+    default_detail = "This password is one of the most common ones: choose another."
+
+
 class HostNotAllowed(AppError):
     """The Host header names a host this service does not answer to (ALLOWED_HOSTS)."""
 

@@ -48,11 +48,15 @@ def configure_logging(settings: Settings) -> None:
 
 
 class _StderrHandler(logging.Handler):
-    """Writes each record to the sys.stderr of the moment, as structlog's lines are."""
+    """Writes each record to the sys.stderr of the moment, as structlog's lines are: each line
+    in one write, as structlog.WriteLogger writes them. The workers of a server share one
+    stderr, and a line written in two parts (print() writes its newline apart, a system call of
+    its own when PYTHONUNBUFFERED=1) can be cut in two by another worker's line."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stderr, flush=True)
+            sys.stderr.write(f"{self.format(record)}\n")
+            sys.stderr.flush()
         except Exception:
             self.handleError(record)
 
@@ -89,7 +93,8 @@ def _write_standard_logging_as_structlog(
         engine_logger.addHandler(logging.NullHandler())
 
 
-def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+def _stderr_logger(*_args: Any) -> structlog.WriteLogger:
     # The stderr of the moment of writing, not of configuring: whoever replaced it since (a test
     # capturing output, a supervisor) gets the lines, and a closed stream is never written to.
-    return structlog.PrintLogger(file=sys.stderr)
+    # A WriteLogger writes each line, its newline included, in one call (see _StderrHandler).
+    return structlog.WriteLogger(file=sys.stderr)

@@ -95,9 +95,16 @@ class TokenCodec:
         return int(self._ttl[token_type].total_seconds())
 
     def issue(
-        self, token_type: TokenType, *, user_id: int, session_id: str, not_after: datetime
+        self,
+        token_type: TokenType,
+        *,
+        user_id: int,
+        session_id: str,
+        not_after: datetime,
+        lifetime: timedelta | None = None,
     ) -> IssuedToken:
-        """A token of its type's lifetime, but never outliving `not_after` (its login's end)."""
+        """A token of its type's lifetime (or `lifetime`), but never outliving `not_after` (its
+        login's end)."""
         now = datetime.now(UTC)
         claims = TokenClaims(
             user_id=user_id,
@@ -105,7 +112,7 @@ class TokenCodec:
             token_id=uuid.uuid4().hex,
             type=token_type,
             issued_at=now,
-            expires_at=min(now + self._ttl[token_type], not_after),
+            expires_at=min(now + (lifetime or self._ttl[token_type]), not_after),
         )
         payload = {
             "sub": str(user_id),

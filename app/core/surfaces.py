@@ -1,7 +1,7 @@
 """API surfaces: the native /api/v1 and, later, others (Conduit under /api) over the same services.
 
 A surface is a path prefix with its own wire conventions: how an error looks and how it is
-documented, and which word precedes the access token in `Authorization`. Error handling, the
+documented, and which words may precede the access token in `Authorization`. Error handling, the
 middleware's last-resort 500, token extraction and the OpenAPI rewrite ask one registry which
 surface a path belongs to, so none of them hard-codes a format; a surface's own routers document
 their errors with its renderer's responses (`problem_responses` on /api/v1).
@@ -39,8 +39,21 @@ class Surface:
     # "" is the root: the surface of every path no other surface claims.
     prefix: str
     renderer: ErrorRenderer
-    # The authorization scheme of its access tokens: `Authorization: <scheme> <token>`.
-    authorization_scheme: str
+    # The authorization schemes its access tokens may come in (`Authorization: <scheme> <token>`),
+    # compared without regard to case; the first is the one a 401's WWW-Authenticate names.
+    authorization_schemes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.authorization_schemes:
+            raise ValueError("a surface accepts at least one authorization scheme")
+
+    @property
+    def authorization_scheme(self) -> str:
+        """The scheme it asks for: the one clients are told to use."""
+        return self.authorization_schemes[0]
+
+    def accepts_scheme(self, scheme: str) -> bool:
+        return scheme.lower() in (accepted.lower() for accepted in self.authorization_schemes)
 
     def owns(self, path: str) -> bool:
         return not self.prefix or path == self.prefix or path.startswith(f"{self.prefix}/")

@@ -10,9 +10,12 @@ if TYPE_CHECKING:
     from app.models.login import Login
     from app.models.post import Post
 
+USERNAME_MIN_LENGTH = 3
 USERNAME_MAX_LENGTH = 32
 # What a username is made of: any other text names nobody.
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+BIO_MAX_LENGTH = 2000
+IMAGE_URL_MAX_LENGTH = 2048
 
 
 def username_key(username: str) -> str:
@@ -35,7 +38,7 @@ class User(Timestamped, Base):
     email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), unique=True)
     hashed_password: Mapped[str] = mapped_column(String(255))
     bio: Mapped[str | None] = mapped_column(Text)
-    image: Mapped[str | None] = mapped_column(String(2048))
+    image: Mapped[str | None] = mapped_column(String(IMAGE_URL_MAX_LENGTH))
     is_active: Mapped[bool] = mapped_column(default=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
     email_verified: Mapped[bool] = mapped_column(default=False)

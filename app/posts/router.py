@@ -44,21 +44,15 @@ _POST_ID_LINKS = {
         "add_comment",
     )
 }
-_POST_LINKS = {
-    **_POST_ID_LINKS,
-    "get_post_by_slug": {
-        "operationId": "get_post_by_slug",
-        "parameters": {"slug": "$response.body#/slug"},
-    },
-}
 
 
 @router.post(
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=PostRead,
+    # No link to get_post_by_slug: a new title moves the slug, so a client follows the id.
     # 409: Idempotency-Key used for another request, or while its first request still runs.
-    responses={**problem_responses(401, 409), 201: {"links": _POST_LINKS}},
+    responses={**problem_responses(401, 409), 201: {"links": _POST_ID_LINKS}},
 )
 async def create_post(
     data: PostCreate, user: CurrentUser, session: SessionDep, links: LinksDep, response: Response

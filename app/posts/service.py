@@ -276,7 +276,7 @@ async def _with_free_slug(
     (by a concurrent writer, when the check before saw it free)."""
     for attempt in range(_SLUG_ATTEMPTS):
         slug = base if attempt == 0 else slugs.with_suffix(base)
-        if attempt == 0 and await repository.slug_taken(session, slug):
+        if attempt == 0 and (slugs.is_reserved(slug) or await repository.slug_taken(session, slug)):
             continue
         claimed = await claim(slug)
         if claimed is not None:

@@ -13,6 +13,9 @@ import unicodedata
 from app.models.post import SLUG_MAX_LENGTH
 
 FALLBACK = "post"
+# Slugs a path already means: `/api/articles/feed` is the Conduit feed, never an article. A title
+# that makes one is treated as if another post held it.
+RESERVED = frozenset({"feed"})
 _SUFFIX_BYTES = 4
 # Room for "-" and the suffix's hex digits.
 _BASE_MAX_LENGTH = SLUG_MAX_LENGTH - 1 - 2 * _SUFFIX_BYTES
@@ -24,6 +27,10 @@ def base_of(title: str) -> str:
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     words = _NOT_WORD.sub("-", ascii_title.lower()).strip("-")
     return words[:_BASE_MAX_LENGTH].rstrip("-") or FALLBACK
+
+
+def is_reserved(slug: str) -> bool:
+    return slug in RESERVED
 
 
 def with_suffix(base: str) -> str:

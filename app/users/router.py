@@ -7,6 +7,7 @@ from app.auth.dependencies import (
     CurrentUser,
     OptionalUser,
     PasswordHasherDep,
+    PasswordPolicyDep,
     SuperUser,
 )
 from app.core.cache_control import NO_STORE, VARY_AUTHORIZATION
@@ -49,13 +50,23 @@ async def register(
     data: UserCreate,
     session: SessionDep,
     hasher: PasswordHasherDep,
+    policy: PasswordPolicyDep,
     mail: AccountMailDep,
     links: LinksDep,
     response: Response,
 ) -> User:
     """Sign up. The account works at once; a welcome with a link that verifies the address is
-    mailed to it (`email_verified` stays false until the link is followed)."""
-    user = await users_service.register(session, hasher, mail, data)
+    mailed to it (`email_verified` stays false until the link is followed). With
+    PASSWORD_REJECT_COMMON, a common password is a 422 (`password_too_common`)."""
+    user = await users_service.register(
+        session,
+        hasher,
+        policy,
+        mail,
+        username=data.username,
+        email=data.email,
+        password=data.password,
+    )
     response.headers["Location"] = links.url_for("get_user", user_id=user.id)
     return user
 
@@ -92,6 +103,7 @@ async def update_me(
     caller: CurrentAuthentication,
     session: SessionDep,
     hasher: PasswordHasherDep,
+    policy: PasswordPolicyDep,
     mail: AccountMailDep,
 ) -> User:
     """Changing the password or the email needs `current_password`.
@@ -100,7 +112,7 @@ async def update_me(
     is in force at once with `email_verified` false: it is mailed a verification link, and the
     old address a notice with a link to reset the password.
     """
-    return await users_service.update_own_account(session, hasher, mail, caller, changes)
+    return await users_service.update_own_account(session, hasher, policy, mail, caller, changes)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 409))

@@ -7,19 +7,27 @@ from pydantic import MISSING, BaseModel, ConfigDict, Field, StringConstraints, m
 
 from app.core.input import PASSWORD_MAX_LENGTH, EmailAddress, InputModel, NewPassword, Omittable
 from app.core.text import NoNul
-from app.models.user import USERNAME_MAX_LENGTH, USERNAME_PATTERN
+from app.models.user import (
+    BIO_MAX_LENGTH,
+    IMAGE_URL_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
+    USERNAME_MIN_LENGTH,
+    USERNAME_PATTERN,
+)
 
 Username = Annotated[
     str,
-    StringConstraints(min_length=3, max_length=USERNAME_MAX_LENGTH, pattern=USERNAME_PATTERN),
+    StringConstraints(
+        min_length=USERNAME_MIN_LENGTH, max_length=USERNAME_MAX_LENGTH, pattern=USERNAME_PATTERN
+    ),
 ]
 CurrentPassword = Annotated[
     str,
     StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH),
     Field(description="Required to change the password or the email."),
 ]
-Bio = Annotated[str, StringConstraints(max_length=2000), NoNul]
-ImageUrl = Annotated[str, StringConstraints(max_length=2048), NoNul]
+Bio = Annotated[str, StringConstraints(max_length=BIO_MAX_LENGTH), NoNul]
+ImageUrl = Annotated[str, StringConstraints(max_length=IMAGE_URL_MAX_LENGTH), NoNul]
 
 
 class UserCreate(InputModel):

@@ -20,6 +20,7 @@ from app.auth.service import AccountMail, Authentication, LoginEndReason
 from app.core.db import outside_transaction
 from app.core.events import publish
 from app.core.pagination import Page, PageRequest
+from app.core.passwords import PasswordPolicy
 from app.core.security import PasswordHasher
 from app.models import User
 from app.models.user import username_key
@@ -34,7 +35,7 @@ from app.users.errors import (
     WrongCurrentPassword,
 )
 from app.users.events import UserChanged, UserDeleted
-from app.users.schemas import AdminUserUpdate, UserCreate, UserUpdate
+from app.users.schemas import AdminUserUpdate, UserUpdate
 
 log = structlog.get_logger(__name__)
 
@@ -54,19 +55,26 @@ class ProfileView:
 async def register(
     session: AsyncSession,
     hasher: PasswordHasher,
+    policy: PasswordPolicy,
     mail: AccountMail,
-    data: UserCreate,
     *,
+    username: str,
+    email: str,
+    password: str,
     is_superuser: bool = False,
 ) -> User:
-    """A new account, welcomed by mail with a link that verifies its address."""
+    """A new account, welcomed by mail with a link that verifies its address.
+
+    The values are valid already (each surface's schema checks them); the email normalized.
+    """
+    policy.check_new(password, field="password")
     async with outside_transaction(session):
-        hashed_password = await hasher.hash(data.password)
-    await _ensure_available(session, username=data.username, email=data.email)
+        hashed_password = await hasher.hash(password)
+    await _ensure_available(session, username=username, email=email)
     user = User(
-        username=data.username,
-        username_key=username_key(data.username),
-        email=data.email,
+        username=username,
+        username_key=username_key(username),
+        email=email,
         hashed_password=hashed_password,
         is_superuser=is_superuser,
     )
@@ -99,9 +107,22 @@ async def get_visible(session: AsyncSession, user_id: int, *, viewer: User | Non
     return user
 
 
+@dataclass(frozen=True, slots=True)
+class AccountChanges:
+    """Changes an account's owner makes; MISSING leaves a field as it is, and None clears the
+    bio or the image. The values are valid already (the email normalized)."""
+
+    username: str | MISSING = MISSING
+    email: str | MISSING = MISSING
+    bio: str | MISSING | None = MISSING
+    image: str | MISSING | None = MISSING
+    password: str | MISSING = MISSING
+
+
 async def update_own_account(
     session: AsyncSession,
     hasher: PasswordHasher,
+    policy: PasswordPolicy,
     mail: AccountMail,
     caller: Authentication,
     changes: UserUpdate,
@@ -112,6 +133,8 @@ async def update_own_account(
     """
     user = caller.user
     new_hash = None
+    if changes.password is not MISSING:
+        policy.check_new(changes.password, field="password")
     if changes.password is not MISSING or changes.email is not MISSING:
         verified_hash = user.hashed_password
         async with outside_transaction(session):
@@ -126,6 +149,58 @@ async def update_own_account(
         if user.hashed_password != verified_hash:
             raise WrongCurrentPassword
     fields = changes.model_dump(exclude_unset=True, exclude={"password", "current_password"})
+    await _apply_changes(session, mail, caller, user, fields, new_hash=new_hash)
+    log.info("user.updated", user_id=user.id, fields=sorted(changes.model_fields_set))
+    return user
+
+
+async def update_own_account_unconfirmed(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    policy: PasswordPolicy,
+    mail: AccountMail,
+    caller: Authentication,
+    changes: AccountChanges,
+) -> User:
+    """Change the caller's account on the strength of the token alone, with no current password
+    (the Conduit contract has none). A new password or email address is what turns a stolen
+    token into the account, so either ends every login but this one; a new address is sent a
+    verification link, and the old one a notice that tells how to take the account back.
+    """
+    user = caller.user
+    new_hash = None
+    if changes.password is not MISSING:
+        policy.check_new(changes.password, field="password")
+        async with outside_transaction(session):
+            new_hash = await hasher.hash(changes.password)
+        # The account may have been deleted, or its login ended, while we hashed.
+        user = await auth_service.lock_caller_again(session, caller)
+    fields = {
+        name: value
+        for name in ("username", "email", "bio", "image")
+        if (value := getattr(changes, name)) is not MISSING
+    }
+    email_changes = fields.get("email", user.email) != user.email
+    await _apply_changes(session, mail, caller, user, fields, new_hash=new_hash)
+    if email_changes and new_hash is None:
+        await auth_service.end_logins(
+            session, user, LoginEndReason.EMAIL_CHANGED, except_login_id=caller.login_id
+        )
+    changed = sorted([*fields, *(["password"] if new_hash else [])])
+    log.info("user.updated", user_id=user.id, fields=changed, confirmed=False)
+    return user
+
+
+async def _apply_changes(
+    session: AsyncSession,
+    mail: AccountMail,
+    caller: Authentication,
+    user: User,
+    fields: dict[str, Any],
+    *,
+    new_hash: str | None,
+) -> None:
+    """Set the checked `fields` (and the password hashed as `new_hash`) on the caller's `user`."""
     await _ensure_available(
         session, username=fields.get("username"), email=fields.get("email"), exclude_id=user.id
     )
@@ -150,8 +225,6 @@ async def update_own_account(
         await auth_service.email_changed(session, mail, user, old_email=old_email)
     usernames = tuple(dict.fromkeys((old_key, user.username_key)))
     publish(session, UserChanged(user_id=user.id, usernames=usernames))
-    log.info("user.updated", user_id=user.id, fields=sorted(changes.model_fields_set))
-    return user
 
 
 async def delete(session: AsyncSession, user: User) -> None:

@@ -357,6 +357,27 @@ def test_an_origin_no_browser_sends_is_refused(origin: str) -> None:
         make_settings(CORS_ORIGINS=[origin])
 
 
+def test_development_lets_the_local_frontend_dev_servers_read_until_origins_are_set() -> None:
+    development = make_settings(ENVIRONMENT="development")
+    chosen = make_settings(ENVIRONMENT="development", CORS_ORIGINS=["https://app.example.com"])
+    none = make_settings(ENVIRONMENT="development", CORS_ORIGINS=[])
+
+    assert {"http://localhost:3000", "http://127.0.0.1:4100", "http://localhost:5173"} <= set(
+        development.cors_origins
+    )
+    assert chosen.cors_origins == ["https://app.example.com"]
+    assert none.cors_origins == []
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_elsewhere_no_origin_may_read_until_origins_are_set(environment: str) -> None:
+    settings = make_settings(
+        ENVIRONMENT=environment, SECRET_KEY=secrets.token_urlsafe(48), MAIL_BACKEND="file"
+    )
+
+    assert settings.cors_origins == []
+
+
 def test_any_origin_is_listed_alone() -> None:
     with pytest.raises(ValidationError, match="CORS_ORIGINS: '\\*' allows every origin"):
         make_settings(CORS_ORIGINS=["*", "https://app.example.com"])
@@ -390,3 +411,16 @@ def test_the_public_base_url_is_kept_without_a_final_slash(url: str, kept: str) 
 def test_a_public_base_url_that_is_no_base_is_refused(url: str) -> None:
     with pytest.raises(ValidationError, match="is not an http\\(s\\) URL"):
         make_settings(PUBLIC_BASE_URL=url)
+
+
+def test_development_lets_local_frontends_call_until_cors_origins_is_set() -> None:
+    development = make_settings(ENVIRONMENT="development")
+    listed = make_settings(ENVIRONMENT="development", CORS_ORIGINS=["https://app.example.com"])
+    none = make_settings(ENVIRONMENT="development", CORS_ORIGINS=[])
+    test = make_settings(ENVIRONMENT="test")
+
+    assert "http://localhost:4200" in development.cors_origins
+    assert "http://127.0.0.1:3000" in development.cors_origins
+    assert listed.cors_origins == ["https://app.example.com"]
+    assert none.cors_origins == []
+    assert test.cors_origins == []

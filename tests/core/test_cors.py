@@ -15,11 +15,13 @@ POSTS = "/api/v1/posts/"
 ALLOW_ORIGIN = "Access-Control-Allow-Origin"
 
 
-def preflight(origin: str, *, headers: str = "authorization,content-type") -> dict[str, str]:
-    """The headers of a browser's preflight before a POST with these headers."""
+def preflight(
+    origin: str, *, headers: str = "authorization,content-type", method: str = "POST"
+) -> dict[str, str]:
+    """The headers of a browser's preflight before a request with this method and headers."""
     return {
         "Origin": origin,
-        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Method": method,
         "Access-Control-Request-Headers": headers,
     }
 
@@ -61,6 +63,17 @@ async def test_a_listed_origin_passes_the_preflight_of_an_authenticated_write(
     assert {"authorization", "content-type"} <= set(allowed_headers)
     assert "Access-Control-Allow-Credentials" not in response.headers
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+async def test_a_listed_origin_may_use_every_method_the_api_serves(
+    cors_client: httpx.AsyncClient, method: str
+) -> None:
+    # PUT too: the Conduit API updates with it (PUT /api/user, PUT /api/articles/{slug}).
+    response = await cors_client.options(POSTS, headers=preflight(LISTED, method=method))
+
+    assert response.status_code == 200
+    assert method in response.headers["Access-Control-Allow-Methods"].split(", ")
 
 
 async def test_an_unlisted_origin_is_never_reflected(cors_client: httpx.AsyncClient) -> None:
@@ -109,5 +122,8 @@ async def test_without_cors_origins_no_origin_may_read_and_there_is_no_preflight
 
     assert simple.status_code == 200
     assert ALLOW_ORIGIN not in simple.headers
-    assert_problem(checked, 405, "method_not_allowed")
+    # An OPTIONS like any other: what the path serves, and no grant a browser would act on.
+    assert checked.status_code == 204
+    assert checked.headers["Allow"] == "GET, POST, OPTIONS"
     assert ALLOW_ORIGIN not in checked.headers
+    assert "Access-Control-Allow-Methods" not in checked.headers

@@ -56,17 +56,20 @@ async def test_wrong_method_is_a_405_problem_that_keeps_the_allow_header(
     response = await client.delete("/health")
 
     assert_problem(response, 405, "method_not_allowed")
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET, OPTIONS"
+
+
+ROUTED_METHODS = [
+    ("/api/v1/posts/", {"GET", "POST", "OPTIONS"}),
+    ("/api/v1/posts/1", {"GET", "PATCH", "DELETE", "OPTIONS"}),
+    ("/api/v1/users/me", {"GET", "PATCH", "DELETE", "OPTIONS"}),
+]
 
 
 @pytest.mark.parametrize(
     ("path", "allowed"),
-    [
-        ("/api/v1/posts/", {"GET", "POST"}),
-        ("/api/v1/posts/1", {"GET", "PATCH", "DELETE"}),
-        ("/api/v1/users/me", {"GET", "PATCH", "DELETE"}),
-        ("/docs-assets/favicon.png", {"GET", "HEAD"}),
-    ],
+    # The static files' mount answers for itself.
+    [*ROUTED_METHODS, ("/docs-assets/favicon.png", {"GET", "HEAD"})],
 )
 async def test_allow_header_names_every_method_the_path_serves(
     client: httpx.AsyncClient, path: str, allowed: set[str]
@@ -75,6 +78,24 @@ async def test_allow_header_names_every_method_the_path_serves(
 
     assert_problem(response, 405, "method_not_allowed")
     assert set(response.headers["Allow"].split(", ")) == allowed
+
+
+@pytest.mark.parametrize(("path", "allowed"), ROUTED_METHODS)
+async def test_options_is_a_204_naming_every_method_the_path_serves(
+    client: httpx.AsyncClient, path: str, allowed: set[str]
+) -> None:
+    response = await client.options(path)
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert set(response.headers["Allow"].split(", ")) == allowed
+
+
+async def test_options_of_a_path_nothing_serves_is_a_404(client: httpx.AsyncClient) -> None:
+    response = await client.options("/api/v1/nothing-here")
+
+    assert_problem(response, 404, "not_found")
+    assert "Allow" not in response.headers
 
 
 async def test_app_error_is_a_problem_with_its_status_code_detail_and_headers(

@@ -5,9 +5,11 @@ service, SQLAlchemy or a library) and nothing below LOG_LEVEL.
 tests/core/test_middleware.py checks the access line's fields through structlog's capture; these
 read the rendered output."""
 
+import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,3 +181,35 @@ async def test_uvicorns_lines_are_written_as_quills(
     assert said["logger"] == "uvicorn.error"
     assert said["level"] == "warning"
     assert said["request_id"] == REQUEST_ID
+
+
+class WriteCalls(io.StringIO):
+    """A stream that keeps each call of write() apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return len(text)
+
+
+def test_each_line_is_written_whole_in_one_call(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers of a server share one stderr: a line written in two parts (print() writes its
+    newline apart, a system call of its own when PYTHONUNBUFFERED=1) can be cut in two by another
+    worker's line."""
+    create_app(settings.model_copy(update={"ENVIRONMENT": Environment.PRODUCTION}))
+    stderr = WriteCalls()
+    monkeypatch.setattr(sys, "stderr", stderr)
+
+    structlog.get_logger("test").info("said through structlog")
+    logging.getLogger("test").warning("said through the standard library")
+
+    assert [json.loads(call)["event"] for call in stderr.calls] == [
+        "said through structlog",
+        "said through the standard library",
+    ]
+    assert all(call.endswith("}\n") for call in stderr.calls), stderr.calls

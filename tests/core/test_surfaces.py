@@ -47,7 +47,7 @@ class Echo(BaseModel):
 def two_surface_app(settings: Settings) -> FastAPI:
     app = create_app(settings)
     app.state.surfaces.register(
-        Surface(prefix=PREFIX, renderer=FieldErrors(), authorization_scheme="Token")
+        Surface(prefix=PREFIX, renderer=FieldErrors(), authorization_schemes=("Token",))
     )
     router = APIRouter(prefix=PREFIX)
 
@@ -132,3 +132,19 @@ async def test_each_surface_documents_its_own_errors_only(
     }
     assert {"FieldErrors", "ProblemDetails"} <= set(document["components"]["schemas"])
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_a_surface_may_accept_several_schemes_and_asks_for_its_first() -> None:
+    surface = Surface(
+        prefix=PREFIX, renderer=FieldErrors(), authorization_schemes=("Token", "Bearer")
+    )
+
+    assert surface.authorization_scheme == "Token"
+    assert surface.accepts_scheme("bearer")
+    assert surface.accepts_scheme("TOKEN")
+    assert not surface.accepts_scheme("Basic")
+
+
+def test_a_surface_accepts_at_least_one_scheme() -> None:
+    with pytest.raises(ValueError, match="at least one authorization scheme"):
+        Surface(prefix=PREFIX, renderer=FieldErrors(), authorization_schemes=())

@@ -133,6 +133,21 @@ async def test_editing_the_content_keeps_the_slug_and_a_new_title_makes_a_new_on
     assert_problem(await client.get(by_slug("planting-garlic")), 404, "post_not_found")
 
 
+async def test_a_title_whose_slug_a_path_means_gets_another(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    # /api/articles/feed is Conduit's feed: an article there could never be read.
+    headers = await auth_headers(client, await make_user(session))
+
+    created = await create(client, headers, title="Feed")
+    other = await create(client, headers, title="Garlic")
+    renamed = await client.patch(f"{POSTS}{other['id']}", json={"title": "FEED"}, headers=headers)
+
+    for slug in (created["slug"], renamed.json()["slug"]):
+        assert slug.startswith("feed-")
+        assert (await client.get(f"/api/articles/{slug}")).status_code == 200
+
+
 async def test_a_title_taken_by_another_post_renames_to_a_distinct_slug(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import AccountMailDep, PasswordHasherDep
+from app.auth.dependencies import AccountMailDep, PasswordHasherDep, PasswordPolicyDep
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.main import create_app
@@ -51,9 +51,21 @@ def sign_up_that_fails_after_its_mail(settings: Settings) -> FastAPI:
 
     @app.post("/test/sign-up-then-fail")
     async def sign_up_then_fail(
-        data: UserCreate, session: SessionDep, hasher: PasswordHasherDep, mail: AccountMailDep
+        data: UserCreate,
+        session: SessionDep,
+        hasher: PasswordHasherDep,
+        policy: PasswordPolicyDep,
+        mail: AccountMailDep,
     ) -> None:
-        await users_service.register(session, hasher, mail, data)
+        await users_service.register(
+            session,
+            hasher,
+            policy,
+            mail,
+            username=data.username,
+            email=data.email,
+            password=data.password,
+        )
         raise RuntimeError("the request failed after the welcome was queued")
 
     return app
