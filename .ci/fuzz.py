@@ -45,6 +45,7 @@ from types import FrameType
 import httpx
 from harness import (
     DEFAULT_POSTGRES_URL,
+    ROOT,
     VENV_BIN,
     SetupError,
     StepLog,
@@ -54,6 +55,7 @@ from harness import (
 )
 
 HOOKS = Path(__file__).resolve().with_name("fuzz_hooks.py")
+REPO_CONFIG = ROOT / "schemathesis.toml"
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))
 SEED = int(os.environ.get("FUZZ_SEED", "20251201"))
@@ -226,7 +228,9 @@ def write_schemathesis_config(workdir: Path, identities: list[Identity]) -> Path
         "[[operations]]\n"
         f"include-name = [{token_confirmations}]\n"
         "[operations.checks.positive_data_acceptance]\n"
-        f"expected-statuses = {json.dumps(TOKEN_CONFIRMATION_STATUSES)}\n"
+        f"expected-statuses = {json.dumps(TOKEN_CONFIRMATION_STATUSES)}\n\n"
+        # The repository's own judgements (its schemathesis.toml), after these.
+        f"{REPO_CONFIG.read_text()}"
     )
     return config_file
 
