@@ -24,7 +24,7 @@ from app.auth.errors import (
     InvalidToken,
     RefreshTokenReused,
 )
-from app.core import security
+from app.core import security, security_log
 from app.core.config import Settings
 from app.core.db import outside_transaction
 from app.core.errors import RateLimited
@@ -32,6 +32,7 @@ from app.core.ids import MAX_ROW_ID
 from app.core.passwords import PasswordPolicy
 from app.core.rate_limits import RequestLimits
 from app.core.security import PasswordHasher, TokenCodec, TokenType
+from app.core.security_log import SecurityEvent
 from app.mail import service as mail_service
 from app.models import AccountTokenPurpose, Login, RefreshToken, User
 
@@ -205,7 +206,7 @@ async def _verified_sign_in(
     async with outside_transaction(session):
         # Each attempt takes its failure before it is verified, in one atomic step: of attempts
         # that race, only as many as the account has failures left are ever verified.
-        await limits.count(failures, account)
+        quota = await limits.count(failures, account)
         valid, new_hash = await hasher.verify(password, verified_hash)
         if user is not None and valid and user.is_active:
             # A sign-in is no guess: its attempt, and the failures before it, are forgiven. Not
@@ -218,6 +219,13 @@ async def _verified_sign_in(
         valid = user is not None and user.hashed_password == verified_hash
     if user is None or not valid or not user.is_active:
         log.info("auth.login_failed", user_id=user.id if user else None)
+        if quota is not None and quota.remaining == 0:
+            # This failure took the account's last one: its sign-ins now wait.
+            security_log.record(
+                SecurityEvent.SIGN_IN_LOCKED,
+                user_id=user.id if user else None,
+                retry_after_seconds=quota.reset_seconds,
+            )
         raise InvalidCredentials
     if new_hash is not None:
         user.hashed_password = new_hash
@@ -240,8 +248,11 @@ async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) 
                 reason=LoginEndReason.REFRESH_TOKEN_REUSED,
                 now=now,
             )
-            log.warning(
-                "auth.refresh_token_reused", user_id=claims.user_id, login_id=claims.session_id
+            security_log.record_on_commit(
+                session,
+                SecurityEvent.REFRESH_TOKEN_REUSED,
+                user_id=claims.user_id,
+                login_id=claims.session_id,
             )
             raise RefreshTokenReused
         raise InvalidToken
@@ -384,12 +395,13 @@ async def reset_password(
     await account_tokens.void(session, user, RESET_PASSWORD)
     await end_logins(session, user, LoginEndReason.PASSWORD_RESET)
     await session.flush()
-    log.info("auth.password_reset", user_id=user.id)
+    security_log.record_on_commit(session, SecurityEvent.PASSWORD_RESET, user_id=user.id)
 
 
 async def password_changed(session: AsyncSession, user: User) -> None:
     """The password changed: the reset links mailed before stop working."""
     await account_tokens.void(session, user, RESET_PASSWORD)
+    security_log.record_on_commit(session, SecurityEvent.PASSWORD_CHANGED, user_id=user.id)
 
 
 async def email_changed(

@@ -58,7 +58,11 @@ class RequestContextMiddleware:
                 headers["X-Process-Time"] = f"{time.perf_counter() - started:.6f}"
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        client = scope.get("client")
+        client_address = str(client[0]) if client else None
+        with structlog.contextvars.bound_contextvars(
+            request_id=request_id, client_address=client_address
+        ):
             try:
                 await self.app(scope, receive, send_with_context)
             except Exception:

@@ -196,13 +196,16 @@ class RequestLimits:
         self.address = client_address(scope)
         self._scope_state: MutableMapping[str, Any] = scope.setdefault("state", {})
 
-    async def count(self, limit: Limit, key: str) -> None:
-        """Count one hit for `key`; RateLimited (and nothing counted) when it has none left."""
-        if self.rate_limits.enabled:
-            quota = await limit.hit(key)
-            report_quota(self._scope_state, limit, quota)
-            if quota.refused:
-                raise quota.error()
+    async def count(self, limit: Limit, key: str) -> Quota | None:
+        """Count one hit for `key`: where it leaves `key` (None with limits off); RateLimited
+        (and nothing counted) when it has none left."""
+        if not self.rate_limits.enabled:
+            return None
+        quota = await limit.hit(key)
+        report_quota(self._scope_state, limit, quota)
+        if quota.refused:
+            raise quota.error()
+        return quota
 
     async def forgive(self, limit: Limit, key: str) -> None:
         """Forget every hit `key` has in `limit`'s window."""

@@ -158,13 +158,13 @@ async def unfollow_user(user_id: UserIdPath, user: CurrentUser, session: Session
     dependencies=[NO_STORE],
 )
 async def administer_user(
-    changes: AdminUserUpdate, _admin: SuperUser, user: AdministeredUser, session: SessionDep
+    changes: AdminUserUpdate, admin: SuperUser, user: AdministeredUser, session: SessionDep
 ) -> User:
     """Administrators only: activate or deactivate (which signs the user out), promote, demote.
 
     The last active administrator can be neither deactivated nor demoted (409).
     """
-    return await users_service.administer(session, user, changes)
+    return await users_service.administer(session, user, changes, by=admin)
 
 
 @router.delete(

@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth_service
 from app.auth.service import AccountMail, Authentication, LoginEndReason
+from app.core import security_log
 from app.core.db import outside_transaction
 from app.core.events import publish
 from app.core.pagination import Page, PageRequest
 from app.core.passwords import PasswordPolicy
 from app.core.security import PasswordHasher
+from app.core.security_log import SecurityEvent
 from app.models import User
 from app.models.user import username_key
 from app.posts import service as posts_service
@@ -246,11 +248,28 @@ async def list_users(session: AsyncSession, page: PageRequest) -> Page[User]:
     return await repository.list_oldest_first(session, page)
 
 
-async def administer(session: AsyncSession, user: User, changes: AdminUserUpdate) -> User:
+async def administer(
+    session: AsyncSession, user: User, changes: AdminUserUpdate, *, by: User
+) -> User:
     """Activate, deactivate, promote or demote. Deactivation ends every login at once."""
     if changes.is_active is False or changes.is_superuser is False:
         await _ensure_not_last_administrator(session, user)
     fields = changes.model_dump(exclude_unset=True)
+    if "is_superuser" in fields and fields["is_superuser"] != user.is_superuser:
+        security_log.record_on_commit(
+            session,
+            SecurityEvent.ROLE_CHANGED,
+            user_id=user.id,
+            by_user_id=by.id,
+            is_superuser=fields["is_superuser"],
+        )
+    if "is_active" in fields and fields["is_active"] != user.is_active:
+        event = (
+            SecurityEvent.ACCOUNT_ACTIVATED
+            if fields["is_active"]
+            else SecurityEvent.ACCOUNT_DEACTIVATED
+        )
+        security_log.record_on_commit(session, event, user_id=user.id, by_user_id=by.id)
     for field, value in fields.items():
         setattr(user, field, value)
     if changes.is_active is False:
