@@ -4,6 +4,8 @@ Every route is thin: the caller and the input in, one service call, Conduit's wi
 Errors are AppErrors, written by the surface (app/conduit/surface.py) in Conduit's format.
 """
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, status
 from fastapi.routing import APIRoute
 from starlette.convertors import StringConvertor, register_url_convertor
@@ -85,6 +87,34 @@ router = APIRouter(
 )
 
 
+# The stateful fuzzer, and any client, can follow what a write made to what may be done with
+# it. Not to PUT /articles/{slug}: a new title moves the slug, and a chain that renamed an
+# article would then follow a slug that names nothing any more.
+def _links(source: str, parameter: str, *operations: str) -> dict[str, Any]:
+    return {name: {"operationId": name, "parameters": {parameter: source}} for name in operations}
+
+
+_PROFILE_LINKS = _links(
+    "$response.body#/user/username", "username", "conduit_get_profile", "conduit_follow"
+)
+_ARTICLE_LINKS = _links(
+    "$response.body#/article/slug",
+    "slug",
+    "conduit_get_article",
+    "conduit_delete_article",
+    "conduit_favorite",
+    "conduit_unfavorite",
+    "conduit_list_comments",
+    "conduit_add_comment",
+)
+_COMMENT_LINKS = {
+    "conduit_delete_comment": {
+        "operationId": "conduit_delete_comment",
+        "parameters": {"slug": "$request.path.slug", "id": "$response.body#/comment/id"},
+    }
+}
+
+
 # --- Users and authentication ------------------------------------------------------------------
 
 
@@ -121,7 +151,7 @@ async def conduit_login(
     "/users",
     status_code=status.HTTP_201_CREATED,
     response_model=ConduitUserResponse,
-    responses=conduit_responses(409),
+    responses={**conduit_responses(409), 201: {"links": _PROFILE_LINKS}},
     dependencies=[NO_STORE, Depends(count_sign_up)],
 )
 async def conduit_register(
@@ -282,7 +312,7 @@ async def conduit_feed(
     "/articles",
     status_code=status.HTTP_201_CREATED,
     response_model=ConduitArticleResponse,
-    responses=conduit_responses(401),
+    responses={**conduit_responses(401), 201: {"links": _ARTICLE_LINKS}},
 )
 async def conduit_create_article(
     body: ConduitNewArticleRequest, user: CurrentUser, session: SessionDep
@@ -389,7 +419,7 @@ async def conduit_list_comments(
     "/articles/{slug}/comments",
     status_code=status.HTTP_201_CREATED,
     response_model=ConduitCommentResponse,
-    responses=conduit_responses(401, 404),
+    responses={**conduit_responses(401, 404), 201: {"links": _COMMENT_LINKS}},
 )
 async def conduit_add_comment(
     slug: SlugPath, body: ConduitNewCommentRequest, user: CurrentUser, session: SessionDep

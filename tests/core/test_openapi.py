@@ -17,9 +17,11 @@ PROBLEM_CONTENT = {
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-def api_operations(openapi: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+def api_operations(
+    openapi: dict[str, Any], prefix: str = "/api/v1/"
+) -> Iterator[tuple[str, dict[str, Any]]]:
     for path, path_item in openapi["paths"].items():
-        if path.startswith("/api/v1/"):
+        if path.startswith(prefix):
             for method, operation in path_item.items():
                 if method in HTTP_METHODS:
                     yield f"{method.upper()} {path}", operation
@@ -170,7 +172,6 @@ _BY_USER_ID = {"user_id": "$response.body#/id"}
                 "unfavorite_post": _BY_POST_ID,
                 "list_comments": _BY_POST_ID,
                 "add_comment": _BY_POST_ID,
-                "get_post_by_slug": {"slug": "$response.body#/slug"},
             },
         ),
         (
@@ -180,6 +181,36 @@ _BY_USER_ID = {"user_id": "$response.body#/id"}
                 "list_user_posts": _BY_USER_ID,
                 "follow_user": _BY_USER_ID,
                 "unfollow_user": _BY_USER_ID,
+            },
+        ),
+        (
+            "POST /api/articles",
+            {
+                name: {"slug": "$response.body#/article/slug"}
+                for name in (
+                    "conduit_get_article",
+                    "conduit_delete_article",
+                    "conduit_favorite",
+                    "conduit_unfavorite",
+                    "conduit_list_comments",
+                    "conduit_add_comment",
+                )
+            },
+        ),
+        (
+            "POST /api/users",
+            {
+                "conduit_get_profile": {"username": "$response.body#/user/username"},
+                "conduit_follow": {"username": "$response.body#/user/username"},
+            },
+        ),
+        (
+            "POST /api/articles/{slug}/comments",
+            {
+                "conduit_delete_comment": {
+                    "slug": "$request.path.slug",
+                    "id": "$response.body#/comment/id",
+                }
             },
         ),
         (
@@ -196,7 +227,8 @@ _BY_USER_ID = {"user_id": "$response.body#/id"}
 async def test_a_created_resource_links_to_what_can_be_done_with_it(
     openapi: dict[str, Any], operation: str, links: dict[str, dict[str, str]]
 ) -> None:
-    operations = dict(api_operations(openapi))
+    # Both surfaces: /api/v1 and Conduit's /api.
+    operations = dict(api_operations(openapi, prefix="/api/"))
     operation_ids = {op["operationId"] for op in operations.values()}
 
     documented = operations[operation]["responses"]["201"]["links"]
