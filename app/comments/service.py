@@ -90,12 +90,7 @@ async def page_for_post(
         viewer_id=None if viewer is None else viewer.id,
         include_hidden=_sees_hidden(viewer),
     )
-    return Page(
-        items=[_view(row) for row in rows.items],
-        total=rows.total,
-        limit=rows.limit,
-        offset=rows.offset,
-    )
+    return rows.map(_view)
 
 
 async def add(

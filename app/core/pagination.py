@@ -4,7 +4,7 @@ Repositories build a page with `paginate()`; services return it (`Page[Post]`); 
 renders it its own way (`PageRead[PostRead]` on /api/v1).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -21,6 +21,7 @@ MAX_PAGE_SIZE = 100
 MAX_OFFSET = 2**31 - 1
 
 ItemT = TypeVar("ItemT")
+OtherT = TypeVar("OtherT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,10 @@ class Page(Generic[ItemT]):
     total: int
     limit: int
     offset: int
+
+    def map(self, convert: Callable[[ItemT], OtherT]) -> "Page[OtherT]":
+        """The same page with each item converted (rows to a service's views)."""
+        return Page([convert(item) for item in self.items], self.total, self.limit, self.offset)
 
 
 async def paginate(

@@ -326,12 +326,7 @@ async def _page(
     rows = await repository.list_newest_first(
         session, page, conditions, viewer_id=_viewer_id(viewer)
     )
-    return Page(
-        items=[_view(row) for row in rows.items],
-        total=rows.total,
-        limit=rows.limit,
-        offset=rows.offset,
-    )
+    return rows.map(_view)
 
 
 async def get_visible_id(
