@@ -14,6 +14,7 @@ import json
 import secrets
 import shutil
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -76,13 +77,15 @@ TOKEN_CONFIRMATIONS = {
         }
     },
 }
+REPO_CONFIG = tomllib.loads((Path(__file__).resolve().parents[1] / "schemathesis.toml").read_text())
 schema = schemathesis.openapi.from_dict(
     json.loads(json.dumps(APP.openapi())),
     config=SchemathesisConfig.from_dict(
         {
             "seed": SEED,
             "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
-            "operations": [TOKEN_CONFIRMATIONS],
+            # The repository's own judgements (schemathesis.toml), as .ci/fuzz.py adds them.
+            "operations": [TOKEN_CONFIRMATIONS, *REPO_CONFIG["operations"]],
         }
     ),
 )

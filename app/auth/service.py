@@ -395,6 +395,7 @@ async def reset_password(
     await account_tokens.void(session, user, RESET_PASSWORD)
     await end_logins(session, user, LoginEndReason.PASSWORD_RESET)
     await session.flush()
+    log.info("auth.password_reset", user_id=user.id)
     security_log.record_on_commit(session, SecurityEvent.PASSWORD_RESET, user_id=user.id)
 
 
