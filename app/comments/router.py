@@ -12,9 +12,17 @@ from app.core.pagination import Page, PageDep, PageRead
 from app.core.paths import POSTS_PREFIX
 from app.core.problem_details import problem_responses
 from app.idempotency.dependencies import IdempotentRoute
+from app.idempotency.service import CreatedKind
+
 
 # A post's comments live under the post's URL.
-router = APIRouter(prefix=POSTS_PREFIX, tags=["comments"], route_class=IdempotentRoute)
+class CommentCreatingRoute(IdempotentRoute):
+    """Its POST creates a comment: a retry after the comment was deleted is told so (409)."""
+
+    creates = CreatedKind.COMMENT
+
+
+router = APIRouter(prefix=POSTS_PREFIX, tags=["comments"], route_class=CommentCreatingRoute)
 
 # The stateful fuzzer, and any client, can follow a new comment to its deletion.
 _COMMENT_LINKS = {
@@ -46,7 +54,8 @@ async def list_comments(
     "/{post_id}/comments",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentRead,
-    # 409: Idempotency-Key used for another request, or while its first request still runs.
+    # 409: Idempotency-Key used for another request, while its first request still runs, or
+    # after what that request created was deleted.
     responses={**problem_responses(401, 404, 409), 201: {"links": _COMMENT_LINKS}},
 )
 async def add_comment(

@@ -2,7 +2,7 @@ import hashlib
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, Header, Request
 from fastapi.routing import APIRoute
@@ -14,7 +14,7 @@ from app.auth.dependencies import TokenCodecDep, access_token
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.idempotency import service as idempotency_service
-from app.idempotency.service import Claim, KeptAnswer
+from app.idempotency.service import Claim, CreatedKind, KeptAnswer
 from app.models.idempotency_key import IDEMPOTENCY_KEY_MAX_LENGTH
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -30,7 +30,8 @@ IdempotencyKeyHeader = Annotated[
         pattern=r"^[!-~]+$",
         description=(
             "Any unique string (a UUID, say) to make a retry safe: the same key and request "
-            "within 24 hours get the first answer again and create nothing."
+            "within 24 hours get the first answer again and create nothing (a 409 once what "
+            "the first request created has been deleted)."
         ),
     ),
 ]
@@ -63,12 +64,14 @@ class PendingClaim:
     claim: Claim
     ttl_seconds: int
 
-    async def keep(self, response: Response) -> None:
+    async def keep(self, response: Response, creates: CreatedKind | None) -> None:
+        body = bytes(response.body)
         answer = KeptAnswer(
             status_code=response.status_code,
             content_type=response.media_type or response.headers.get("content-type", ""),
             location=response.headers.get("location"),
-            body=bytes(response.body),
+            body=body,
+            created=(creates, int(json.loads(body)["id"])) if creates else None,
         )
         await idempotency_service.keep(
             self.session, self.claim, answer, ttl_seconds=self.ttl_seconds
@@ -124,7 +127,10 @@ class IdempotentRoute(APIRoute):
     The guard, their first dependency, answers a retry from the kept answer; once the operation
     has succeeded, its answer is kept with the key in the request's transaction, which commits
     after this (SessionDep's scope): the write and its answer are kept together, or neither is.
+    A subclass that `creates` a kind of row links the answer to the row its body names by `id`.
     """
+
+    creates: ClassVar[CreatedKind | None] = None
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if "POST" in (kwargs.get("methods") or ()):
@@ -144,7 +150,7 @@ class IdempotentRoute(APIRoute):
                 return replay.response()
             pending = request.scope["state"].pop(PENDING_CLAIM_STATE, None)
             if isinstance(pending, PendingClaim) and response.status_code < 400:
-                await pending.keep(response)
+                await pending.keep(response, self.creates)
             return response
 
         return handle_idempotently

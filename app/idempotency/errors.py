@@ -21,3 +21,15 @@ class IdempotencyKeyInFlight(Conflict):
         "A request with this Idempotency-Key is still being processed; retry after Retry-After."
     )
     default_headers: ClassVar[Mapping[str, str]] = {"Retry-After": "1"}
+
+
+class IdempotencyKeyCreatedGone(Conflict):
+    """The first request with this key created a post or comment that has since been deleted:
+    replaying its 201 would describe something that no longer exists, and creating it again
+    would undo the deletion."""
+
+    code = "idempotency_key_created_gone"
+    default_detail = (
+        "The request with this Idempotency-Key was carried out, and what it created has since "
+        "been deleted."
+    )

@@ -5,15 +5,32 @@ changes nothing; the same key with another request, or while the first still run
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.idempotency import repository
-from app.idempotency.errors import IdempotencyKeyInFlight, IdempotencyKeyMismatch
+from app.idempotency.errors import (
+    IdempotencyKeyCreatedGone,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyMismatch,
+)
 from app.models import IdempotencyKey
 
 log = structlog.get_logger(__name__)
+
+
+class CreatedKind(StrEnum):
+    """What a guarded request creates; its answer names the new row's id."""
+
+    POST = "post"
+    COMMENT = "comment"
+
+
+# The column that links a kept answer to the row of each kind (emptied when the row goes).
+_LINKS = {CreatedKind.POST: "created_post_id", CreatedKind.COMMENT: "created_comment_id"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +48,15 @@ class KeptAnswer:
     content_type: str
     location: str | None
     body: bytes
+    # The row the request created, when the route creates one (IdempotentRoute.creates).
+    created: tuple[CreatedKind, int] | None = None
 
 
 async def claim(
     session: AsyncSession, *, user_id: int, key: str, fingerprint: str
 ) -> Claim | KeptAnswer:
-    """The claim of a new key, or the answer kept for an earlier request with it."""
+    """The claim of a new key, or the answer kept for an earlier request with it; a 409 when
+    the key is in use, was used for another request, or created a row that is gone."""
     if not await repository.try_lock(session, user_id=user_id, key=key):
         raise IdempotencyKeyInFlight
     await repository.delete_expired(session, user_id=user_id, now=datetime.now(UTC))
@@ -45,6 +65,11 @@ async def claim(
         return Claim(user_id=user_id, key=key, fingerprint=fingerprint)
     if kept.fingerprint != fingerprint:
         raise IdempotencyKeyMismatch
+    if (
+        kept.created_kind is not None
+        and getattr(kept, _LINKS[CreatedKind(kept.created_kind)]) is None
+    ):
+        raise IdempotencyKeyCreatedGone
     log.info("idempotency.replayed", user_id=user_id, status=kept.status_code)
     return KeptAnswer(
         status_code=kept.status_code,
@@ -70,6 +95,14 @@ async def keep(
             body=answer.body,
             created_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
+            **_link_to_created(answer),
         )
     )
     await session.flush()
+
+
+def _link_to_created(answer: KeptAnswer) -> dict[str, Any]:
+    if answer.created is None:
+        return {}
+    kind, row_id = answer.created
+    return {"created_kind": kind, _LINKS[kind]: row_id}

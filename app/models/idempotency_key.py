@@ -10,6 +10,7 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 FINGERPRINT_LENGTH = 64
 CONTENT_TYPE_MAX_LENGTH = 255
 LOCATION_MAX_LENGTH = 2048
+CREATED_KIND_MAX_LENGTH = 16
 
 
 class IdempotencyKey(Base):
@@ -38,5 +39,15 @@ class IdempotencyKey(Base):
     content_type: Mapped[str] = mapped_column(String(CONTENT_TYPE_MAX_LENGTH))
     location: Mapped[str | None] = mapped_column(String(LOCATION_MAX_LENGTH))
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    # What the request created ("post", "comment"), and that row while it exists: deleting it
+    # empties the column, and a retry then learns the row is gone instead of being told, by a
+    # replayed 201, that it exists.
+    created_kind: Mapped[str | None] = mapped_column(String(CREATED_KIND_MAX_LENGTH))
+    created_post_id: Mapped[int | None] = mapped_column(
+        ForeignKey("posts.id", ondelete="SET NULL"), index=True
+    )
+    created_comment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comments.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

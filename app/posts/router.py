@@ -10,6 +10,7 @@ from app.core.pagination import Page, PageDep, PageRead
 from app.core.paths import FEED_PATH, POSTS_PREFIX, TAGS_PREFIX, USERS_PREFIX
 from app.core.problem_details import problem_responses
 from app.idempotency.dependencies import IdempotentRoute
+from app.idempotency.service import CreatedKind
 from app.posts import service as posts_service
 from app.posts.dependencies import EditablePost
 from app.posts.schemas import (
@@ -24,7 +25,14 @@ from app.posts.schemas import (
 from app.posts.service import PostFilter, PostView
 from app.users.dependencies import VisibleUser
 
-router = APIRouter(prefix=POSTS_PREFIX, tags=["posts"], route_class=IdempotentRoute)
+
+class PostCreatingRoute(IdempotentRoute):
+    """Its POST creates a post: a retry after the post was deleted is told so (409)."""
+
+    creates = CreatedKind.POST
+
+
+router = APIRouter(prefix=POSTS_PREFIX, tags=["posts"], route_class=PostCreatingRoute)
 # A user's posts live under the user's URL, and are posts' business.
 author_router = APIRouter(prefix=USERS_PREFIX, tags=["posts"])
 # The tags in use, and the caller's feed, are views of posts too.
@@ -51,7 +59,8 @@ _POST_ID_LINKS = {
     status_code=status.HTTP_201_CREATED,
     response_model=PostRead,
     # No link to get_post_by_slug: a new title moves the slug, so a client follows the id.
-    # 409: Idempotency-Key used for another request, or while its first request still runs.
+    # 409: Idempotency-Key used for another request, while its first request still runs, or
+    # after what that request created was deleted.
     responses={**problem_responses(401, 409), 201: {"links": _POST_ID_LINKS}},
 )
 async def create_post(

@@ -144,6 +144,54 @@ async def test_a_comment_is_retried_safely_too(
     assert await count(session, Comment) == 1
 
 
+async def test_a_retry_after_the_post_was_deleted_is_a_409_and_creates_nothing(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    headers = await auth_headers(client, await make_user(session))
+    first = await client.post(POSTS, json=NEW_POST, headers=with_key(headers))
+    deleted = await client.delete(first.headers["Location"], headers=headers)
+
+    retry = await client.post(POSTS, json=NEW_POST, headers=with_key(headers))
+
+    assert deleted.status_code == 204
+    assert_problem(retry, 409, "idempotency_key_created_gone")
+    assert await count(session, Post) == 0
+
+
+@pytest.mark.parametrize("deleted", ["comment", "its-post"])
+async def test_a_retry_after_the_comment_was_deleted_is_a_409_and_creates_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, deleted: str
+) -> None:
+    ann = await make_user(session)
+    post = await make_post(session, ann)
+    headers = await auth_headers(client, ann)
+    url = f"{POSTS}{post.id}/comments"
+    first = await client.post(url, json={"body": "Nice."}, headers=with_key(headers))
+    gone = f"{url}/{first.json()['id']}" if deleted == "comment" else f"{POSTS}{post.id}"
+    assert (await client.delete(gone, headers=headers)).status_code == 204
+
+    retry = await client.post(url, json={"body": "Nice."}, headers=with_key(headers))
+
+    # With its post gone too: the key is answered first, before the route looks for the post.
+    assert_problem(retry, 409, "idempotency_key_created_gone")
+    assert await count(session, Comment) == 0
+
+
+async def test_another_post_deleted_leaves_the_answer_alone(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    ann = await make_user(session)
+    other = await make_post(session, ann)
+    headers = await auth_headers(client, ann)
+    first = await client.post(POSTS, json=NEW_POST, headers=with_key(headers))
+    assert (await client.delete(f"{POSTS}{other.id}", headers=headers)).status_code == 204
+
+    retry = await client.post(POSTS, json=NEW_POST, headers=with_key(headers))
+
+    assert retry.status_code == 201
+    assert retry.content == first.content
+
+
 async def test_a_request_that_failed_keeps_no_key(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
