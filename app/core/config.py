@@ -167,6 +167,8 @@ class Settings(BaseSettings):
     DB_POOL_SIZE: Annotated[int, Field(ge=1)] = 10
     DB_MAX_OVERFLOW: Annotated[int, Field(ge=0)] = 10
     DB_POOL_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = 10.0
+    # A pooled PostgreSQL connection idle this long is pinged before use (app/core/db.py).
+    DB_PING_IDLE_SECONDS: Annotated[float, Field(ge=0)] = 10.0
     SQLITE_BUSY_TIMEOUT_MS: Annotated[int, Field(ge=0)] = 5000
     DB_ECHO: bool = False
 

@@ -5,6 +5,7 @@ worker to come) commit, roll back and run after-commit hooks through it, the sam
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,10 +39,18 @@ SQLITE_BEGIN_OPTION = "quill_sqlite_begin"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _WROTE = "quill.wrote"
+_IDLE_SINCE = "quill.idle_since"
+_READ_ONLY = "quill.read_only"
 
 
 class _Session(Session):
-    """A session that knows whether its transaction has written (see outside_transaction)."""
+    """A session that knows whether its transaction has written (see outside_transaction), and
+    refuses to write in a read-only unit of work, on either database: PostgreSQL reads run in
+    autocommit, where nothing else would stop a write."""
+
+
+class ReadOnlyViolation(RuntimeError):
+    """Code that only reads (a GET) tried to write: a bug, answered with a 500."""
 
 
 @event.listens_for(_Session, "after_flush")
@@ -49,9 +58,17 @@ def _flushed(session: Session, _context: Any) -> None:
     session.info[_WROTE] = True
 
 
+@event.listens_for(_Session, "before_flush")
+def _flushing(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(_READ_ONLY):
+        raise ReadOnlyViolation("a read-only unit of work tried to write")
+
+
 @event.listens_for(_Session, "do_orm_execute")
 def _executed(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
+        if state.session.info.get(_READ_ONLY):
+            raise ReadOnlyViolation("a read-only unit of work tried to write")
         state.session.info[_WROTE] = True
 
 
@@ -114,14 +131,17 @@ class Database:
         )
         read_only_options: dict[str, Any] = {READ_ONLY_OPTION: True}
         if not settings.is_sqlite:
-            # One snapshot for the whole read, as SQLite's read transaction has: a page and its
-            # total count agree. A read-only REPEATABLE READ transaction never fails to serialize.
-            read_only_options["postgresql_readonly"] = True
-            read_only_options["isolation_level"] = "REPEATABLE READ"
+            # PostgreSQL reads run in autocommit: one round trip per statement, where a
+            # transaction adds a BEGIN and a COMMIT to each (measured: most of a read's cost on
+            # the driver). Each statement sees its own snapshot, which no read here needs more
+            # than: a page and its total are separate answers anyway. SQLite keeps its read
+            # transaction (a local call, not a round trip) and its query_only guard.
+            read_only_options["isolation_level"] = "AUTOCOMMIT"
         self._read_only_session_factory = async_sessionmaker(
             self.engine.execution_options(**read_only_options),
             expire_on_commit=False,
             sync_session_class=_Session,
+            info={_READ_ONLY: True},
         )
 
     @asynccontextmanager
@@ -194,10 +214,36 @@ def create_engine(settings: Settings) -> AsyncEngine:
             pool_size=settings.DB_POOL_SIZE,
             max_overflow=settings.DB_MAX_OVERFLOW,
             pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
-            pool_pre_ping=True,
         )
+        _ping_idle_connections(engine, idle_seconds=settings.DB_PING_IDLE_SECONDS)
     _report_failed_connections(engine)
     return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine, *, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it has sat idle for `idle_seconds`.
+
+    A ping before every checkout (pool_pre_ping) costs three round trips per request, as much
+    as the request's own work. A connection in steady use is known good; one that idled may
+    have outlived a database restart, and is replaced before a request meets it. A connection
+    that breaks while in use fails its request with 503 (app/core/db_errors.py), and SQLAlchemy
+    then replaces every pooled connection opened before that failure.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out another (a new one if need be).
+            raise sa_exc.DisconnectionError("an idle pooled connection was found closed") from exc
 
 
 def _report_failed_connections(engine: AsyncEngine) -> None:

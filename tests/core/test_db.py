@@ -3,9 +3,9 @@ import sqlite3
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.config import Settings
 from app.core.db import Database, SessionDep
@@ -223,3 +223,56 @@ async def test_the_tests_own_session_reads_without_holding_sqlites_write_lock(
         )
 
     assert response.status_code == 201, response.text
+
+
+# A read the response cache never answers (only a list's first page is cached).
+UNCACHED_READ = "/api/v1/posts/?offset=1"
+
+
+async def end_the_apps_connections(settings: Settings) -> int:
+    """What a database restart does to a pool: every server connection but ours ends."""
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            ended = await connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await engine.dispose()
+    return int(ended or 0)
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(
+    settings: Settings, serve: Serve
+) -> None:
+    app = create_app(settings.model_copy(update={"DB_PING_IDLE_SECONDS": 0}))
+    async with serve(app) as client:
+        before = await client.get(UNCACHED_READ)
+        ended = await end_the_apps_connections(settings)
+        after = await client.get(UNCACHED_READ)
+
+    assert before.status_code == 200
+    assert ended >= 1
+    assert after.status_code == 200, after.text
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_connection_in_steady_use_is_not_pinged_and_one_that_dies_costs_one_503(
+    settings: Settings, serve: Serve
+) -> None:
+    # Never idle long enough to be pinged: the dead connection is found by the request itself,
+    # which gets a 503 to retry; the pool then replaces its other connections, and the retry works.
+    app = create_app(settings.model_copy(update={"DB_PING_IDLE_SECONDS": 3600}))
+    async with serve(app) as client:
+        await client.get(UNCACHED_READ)
+        await end_the_apps_connections(settings)
+        failed = await client.get(UNCACHED_READ)
+        retried = await client.get(UNCACHED_READ)
+
+    assert_problem(failed, 503, "database_unavailable")
+    assert "Retry-After" in failed.headers
+    assert retried.status_code == 200, retried.text
