@@ -1,9 +1,10 @@
 import sqlite3
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event, func, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -276,3 +277,45 @@ async def test_a_connection_in_steady_use_is_not_pinged_and_one_that_dies_costs_
     assert_problem(failed, 503, "database_unavailable")
     assert "Retry-After" in failed.headers
     assert retried.status_code == 200, retried.text
+
+
+BEGIN_WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED;"
+PING = ["BEGIN;", ";", "ROLLBACK;"]
+
+
+@pytest.mark.usefixtures("postgresql_only")
+@pytest.mark.parametrize(
+    ("ping_idle_seconds", "read_sends", "write_sends"),
+    [
+        # In steady use: a read is its statement alone, one round trip; a write adds two.
+        pytest.param(3600, [], [BEGIN_WRITE, "COMMIT;"], id="in-use"),
+        # Idle past the setting (0: always): a ping of three round trips comes first.
+        pytest.param(0, PING, [*PING, BEGIN_WRITE, "COMMIT;"], id="idle"),
+    ],
+)
+async def test_what_a_unit_of_work_sends_besides_its_statements(
+    settings: Settings, ping_idle_seconds: float, read_sends: list[str], write_sends: list[str]
+) -> None:
+    database = Database(settings.model_copy(update={"DB_PING_IDLE_SECONDS": ping_idle_seconds}))
+    sent: list[str] = []
+
+    # asyncpg logs the simple queries it sends (transaction control, pings), not the prepared
+    # statements that are the units' own work.
+    @event.listens_for(database.engine.sync_engine, "connect")
+    def _log_queries(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(lambda query: sent.append(query.query))
+
+    sends: dict[bool, list[str]] = {}
+    try:
+        async with database.transaction() as session:  # opens the pooled connection
+            await session.execute(select(1))
+        for read_only in (True, False):
+            sent.clear()
+            async with database.transaction(read_only=read_only) as session:
+                await session.execute(select(func.count()).select_from(User))
+            sends[read_only] = list(sent)
+    finally:
+        await database.dispose()
+
+    assert sends[True] == read_sends
+    assert sends[False] == write_sends
