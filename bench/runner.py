@@ -1,0 +1,254 @@
+"""The measurements: interleaved rounds of wrk runs, each with the CPU it cost the Quill workers
+and PostgreSQL, then medians over the rounds."""
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bench import probes, wrk
+from bench.deployment import Deployment
+from bench.endpoints import (
+    CREATE_POST,
+    HEALTH,
+    LOGIN,
+    POST_BY_ID_CACHED,
+    POST_BY_ID_UNCACHED,
+    Cache,
+    Credentials,
+    Endpoint,
+)
+from bench.servers import Server
+
+HELLO = "hello (ceiling)"
+STORM_READ = "post by id, cached, during login storm"
+STORM_HEALTH = "health during login storm (p99 probe)"
+HALF_LOAD_SUFFIX = " @ half load"
+PACED_ENDPOINTS = (POST_BY_ID_CACHED, POST_BY_ID_UNCACHED, CREATE_POST)
+# The /health probe during the storm: one connection, a request every 20 ms.
+PROBE_LOAD_DELAY_MS = 20
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One wrk run and what it cost; CPU is None where it is not attributable."""
+
+    result: wrk.WrkResult
+    worker_cpu_ms_per_request: float | None = None
+    postgres_cpu_ms_per_request: float | None = None
+    offered_requests_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """The medians over rounds of one endpoint on one configuration; errors are summed."""
+
+    endpoint: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rounds: int
+    worker_cpu_ms_per_request: float | None
+    postgres_cpu_ms_per_request: float | None
+    offered_requests_per_second: float | None = None
+    ratio_to_hello: float | None = None
+
+
+@dataclass
+class Measurements:
+    # samples[configuration][endpoint]: one per round, in order.
+    samples: dict[str, dict[str, list[Sample]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    # memory[configuration][server]: per round, the RSS (MiB) of each worker after the round.
+    rss_after_round: dict[str, dict[str, list[list[float]]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    peak_rss_per_worker: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    rounds: int
+    load: wrk.Load
+    run_id: str
+
+
+class Runner:
+    def __init__(self, plan: RunPlan, hello: Server | None) -> None:
+        self._plan = plan
+        self._hello = hello
+        self.measurements = Measurements()
+
+    def rounds(self, deployments: Sequence[Deployment], endpoints: Sequence[Endpoint]) -> None:
+        """For each round, each endpoint, each configuration: so that a slow minute of the
+        machine spreads over all of them instead of falling on one."""
+        for round_number in range(1, self._plan.rounds + 1):
+            print(f"round {round_number}/{self._plan.rounds}", flush=True)
+            if self._hello is not None:
+                result = wrk.run(f"{self._hello.base_url}/", ("authorized_get",), self._plan.load, {})
+                self._keep(HELLO, HELLO, Sample(result))
+            for endpoint in endpoints:
+                for deployment in deployments:
+                    self._keep(deployment.name, endpoint.name, self._measure(deployment, endpoint))
+            for deployment in deployments:
+                if LOGIN in {endpoint.name for endpoint in endpoints}:
+                    self._login_storm(deployment, endpoints)
+                self._record_memory(deployment)
+
+    def paced(self, deployments: Sequence[Deployment], endpoints: Sequence[Endpoint]) -> None:
+        """p99 at an offered load of half the measured median throughput."""
+        by_name = {endpoint.name: endpoint for endpoint in endpoints}
+        for name in PACED_ENDPOINTS:
+            for deployment in deployments:
+                measured = self.measurements.samples[deployment.name].get(name)
+                if not measured:
+                    continue
+                rate = statistics.median(s.result.requests_per_second for s in measured) / 2
+                connections = by_name[name].connections or self._plan.load.connections
+                # Each connection waits connections/rate seconds between requests: together
+                # they offer `rate`, less whatever the latency itself takes (closed loop).
+                delay_ms = max(1, round(connections / rate * 1000)) if rate else 1000
+                sample = self._measure(deployment, by_name[name], delay_ms=delay_ms)
+                paced = Sample(
+                    sample.result,
+                    sample.worker_cpu_ms_per_request,
+                    sample.postgres_cpu_ms_per_request,
+                    offered_requests_per_second=rate,
+                )
+                self._keep(deployment.name, name + HALF_LOAD_SUFFIX, paced)
+
+    def _measure(
+        self, deployment: Deployment, endpoint: Endpoint, delay_ms: int | None = None
+    ) -> Sample:
+        server = deployment.servers[endpoint.cache]
+        load = wrk.Load(
+            self._plan.load.threads,
+            endpoint.connections or self._plan.load.connections,
+            self._plan.load.seconds,
+        )
+        scripts = (*endpoint.scripts, "pacing") if delay_ms is not None else endpoint.scripts
+        environment = self._script_environment(deployment, endpoint.credentials)
+        if delay_ms is not None:
+            environment["BENCH_DELAY_MS"] = str(delay_ms)
+        run = wrk.WrkRun(server.base_url + endpoint.path, scripts, load, environment)
+        workers = server.worker_pids()
+        postgres_pids = probes.pids_named("postgres") if deployment.configuration.is_postgres else []
+        workers_before = probes.total_cpu_seconds(workers)
+        postgres_before = probes.total_cpu_seconds(postgres_pids)
+        result = run.start().result()
+        worker_seconds = probes.total_cpu_seconds(workers) - workers_before
+        # Backends started during the run are not in the list: the pools' connections are
+        # open before it, and the few new ones cost little.
+        postgres_seconds = probes.total_cpu_seconds(postgres_pids) - postgres_before
+        per_request = 1000 / result.requests if result.requests else 0.0
+        return Sample(
+            result,
+            worker_seconds * per_request,
+            postgres_seconds * per_request if postgres_pids else None,
+        )
+
+    def _login_storm(self, deployment: Deployment, endpoints: Sequence[Endpoint]) -> None:
+        """Logins (argon2, CPU-bound) at full speed beside a cached read and a slow /health
+        probe, all on the cached server: does hashing starve the cheap requests?"""
+        by_name = {endpoint.name: endpoint for endpoint in endpoints}
+        server = deployment.servers[Cache.ON]
+        login, read, health = by_name[LOGIN], by_name[POST_BY_ID_CACHED], by_name[HEALTH]
+        seconds = self._plan.load.seconds
+        runs = [
+            wrk.WrkRun(
+                server.base_url + login.path,
+                login.scripts,
+                wrk.Load(self._plan.load.threads, login.connections or 16, seconds),
+                self._script_environment(deployment, login.credentials),
+            ),
+            wrk.WrkRun(
+                server.base_url + read.path,
+                read.scripts,
+                self._plan.load,
+                self._script_environment(deployment, read.credentials),
+            ),
+            wrk.WrkRun(
+                server.base_url + health.path,
+                (*health.scripts, "pacing"),
+                wrk.Load(1, 1, seconds),
+                {"BENCH_DELAY_MS": str(PROBE_LOAD_DELAY_MS)},
+            ),
+        ]
+        for run in runs:
+            run.start()
+        _, read_result, health_result = (run.result() for run in runs)
+        self._keep(deployment.name, STORM_READ, Sample(read_result))
+        self._keep(deployment.name, STORM_HEALTH, Sample(health_result))
+
+    def _record_memory(self, deployment: Deployment) -> None:
+        for cache, server in deployment.servers.items():
+            memories = [probes.memory(pid) for pid in server.worker_pids()]
+            known = [memory for memory in memories if memory is not None]
+            self.measurements.rss_after_round[deployment.name][str(cache)].append(
+                [round(memory.rss_mib, 1) for memory in known]
+            )
+            self.measurements.peak_rss_per_worker.setdefault(deployment.name, {})[str(cache)] = [
+                round(memory.peak_rss_mib, 1) for memory in known
+            ]
+
+    def _script_environment(self, deployment: Deployment, credentials: Credentials) -> dict[str, str]:
+        from bench import dataset
+
+        return {
+            "BENCH_AUTHORIZATION": deployment.authorizations[credentials],
+            "BENCH_RUN_ID": self._plan.run_id,
+            "BENCH_USERNAME": dataset.BENCH_USERNAME,
+            "BENCH_PASSWORD": dataset.BENCH_PASSWORD,
+        }
+
+    def _keep(self, configuration: str, endpoint: str, sample: Sample) -> None:
+        self.measurements.samples[configuration][endpoint].append(sample)
+        result = sample.result
+        print(
+            f"  {configuration:<22} {endpoint:<44} {result.requests_per_second:9.0f} req/s "
+            f"p99 {result.p99_ms:7.1f} ms errors {result.errors}",
+            flush=True,
+        )
+
+
+def summarize(measurements: Measurements) -> dict[str, list[Row]]:
+    """Medians per configuration and endpoint, with the ratio to the ceiling's median."""
+    hello_samples = measurements.samples.get(HELLO, {}).get(HELLO, [])
+    hello_rps = (
+        statistics.median(s.result.requests_per_second for s in hello_samples)
+        if hello_samples
+        else None
+    )
+    rows: dict[str, list[Row]] = {}
+    for configuration, by_endpoint in measurements.samples.items():
+        rows[configuration] = [
+            _row(endpoint, samples, hello_rps) for endpoint, samples in by_endpoint.items()
+        ]
+    return rows
+
+
+def _row(endpoint: str, samples: list[Sample], hello_rps: float | None) -> Row:
+    rps = statistics.median(s.result.requests_per_second for s in samples)
+    return Row(
+        endpoint=endpoint,
+        requests_per_second=rps,
+        p50_ms=statistics.median(s.result.p50_ms for s in samples),
+        p99_ms=statistics.median(s.result.p99_ms for s in samples),
+        errors=sum(s.result.errors for s in samples),
+        rounds=len(samples),
+        worker_cpu_ms_per_request=_median_or_none([s.worker_cpu_ms_per_request for s in samples]),
+        postgres_cpu_ms_per_request=_median_or_none(
+            [s.postgres_cpu_ms_per_request for s in samples]
+        ),
+        offered_requests_per_second=_median_or_none(
+            [s.offered_requests_per_second for s in samples]
+        ),
+        ratio_to_hello=rps / hello_rps if hello_rps else None,
+    )
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
