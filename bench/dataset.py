@@ -19,7 +19,7 @@ BENCH_USER_ID = 1
 BENCH_USERNAME = "bench"
 BENCH_EMAIL = "bench@example.com"
 # Every seeded user has this password: one argon2 hash is made and shared by all.
-BENCH_PASSWORD = "bench-password-1"  # noqa: S105 (a throwaway account on a throwaway database)
+BENCH_PASSWORD = "bench-password-1"
 
 TAG_COUNT = 200
 TAGS_PER_POST = 3

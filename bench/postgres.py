@@ -3,7 +3,7 @@
 import asyncio
 from dataclasses import dataclass
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # ships no type information
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONNECT_TIMEOUT_SECONDS = 3.0

@@ -1,28 +1,57 @@
 """What processes cost, read from /proc: CPU time (user + system) and memory (RSS, peak RSS)."""
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
 CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+IDLE_SAMPLE_SECONDS = 0.2
+# Under 5% of a core over a sample: an idle uvicorn worker wakes a few times a second only.
+IDLE_CPU_SHARE = 0.05
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process; 0 for one that has gone (its time is lost, not fatal)."""
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one process; None for one that has gone."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
     except OSError:
-        return 0.0
+        return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ")".
     fields = stat[stat.rindex(")") + 2 :].split()
     # After the name, utime and stime are fields 12 and 13 (fields 14 and 15 of the whole line).
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_SECOND
 
 
-def total_cpu_seconds(pids: Iterable[int]) -> float:
-    return sum(cpu_seconds(pid) for pid in pids)
+def cpu_by_pid(pids: Iterable[int]) -> dict[int, float]:
+    found = {pid: cpu_seconds(pid) for pid in pids}
+    return {pid: seconds for pid, seconds in found.items() if seconds is not None}
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two readings, over the processes alive at both: one that exited in
+    between would otherwise count its whole life as negative time."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
+
+
+def wait_until_idle(pids: Iterable[int], max_seconds: float) -> float:
+    """Waits until the processes use under IDLE_CPU_SHARE of a core; returns the seconds waited.
+
+    wrk stops at its deadline with requests still queued in the server (a login storm leaves
+    seconds of argon2 work): without this the next run would pay for them.
+    """
+    watched = list(pids)
+    started = time.monotonic()
+    previous = cpu_by_pid(watched)
+    while time.monotonic() - started < max_seconds:
+        time.sleep(IDLE_SAMPLE_SECONDS)
+        current = cpu_by_pid(watched)
+        if cpu_spent(previous, current) < IDLE_CPU_SHARE * IDLE_SAMPLE_SECONDS:
+            break
+        previous = current
+    return time.monotonic() - started
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,16 @@
 and PostgreSQL, then medians over the rounds."""
 
 import statistics
+import urllib.request
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench import probes, wrk
+from bench import dataset, probes, wrk
 from bench.deployment import Deployment
 from bench.endpoints import (
     CREATE_POST,
+    GET_SCRIPTS,
     HEALTH,
     LOGIN,
     POST_BY_ID_CACHED,
@@ -27,6 +29,9 @@ HALF_LOAD_SUFFIX = " @ half load"
 PACED_ENDPOINTS = (POST_BY_ID_CACHED, POST_BY_ID_UNCACHED, CREATE_POST)
 # The /health probe during the storm: one connection, a request every 20 ms.
 PROBE_LOAD_DELAY_MS = 20
+WARM_UP_REQUESTS = 5
+# A login storm's leftovers take a few seconds of argon2 to drain; more than this is a hang.
+SETTLE_MAX_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -76,32 +81,64 @@ class RunPlan:
 
 
 class Runner:
-    def __init__(self, plan: RunPlan, hello: Server | None) -> None:
+    def __init__(
+        self, plan: RunPlan, hello: Server | None, deployments: Sequence[Deployment]
+    ) -> None:
         self._plan = plan
         self._hello = hello
+        self._deployments = deployments
         self.measurements = Measurements()
 
-    def rounds(self, deployments: Sequence[Deployment], endpoints: Sequence[Endpoint]) -> None:
+    def warm_up(self, endpoints: Sequence[Endpoint]) -> None:
+        """A few requests to every GET, so that round 1 does not measure first-request costs
+        (imports, statement caches, pool connections, the cache's first fill)."""
+        for deployment in self._deployments:
+            for endpoint in endpoints:
+                if endpoint.scripts != GET_SCRIPTS:
+                    continue
+                url = deployment.servers[endpoint.cache].base_url + endpoint.path
+                authorization = deployment.authorizations[endpoint.credentials]
+                headers = {"Authorization": authorization} if authorization else {}
+                for _ in range(WARM_UP_REQUESTS):
+                    request = urllib.request.Request(url, headers=headers)  # noqa: S310
+                    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                        response.read()
+
+    def _settle(self) -> None:
+        """Waits for every server and PostgreSQL to go idle: what the last run left queued
+        must not be paid for by the next."""
+        pids = [
+            pid
+            for deployment in self._deployments
+            for server in deployment.servers.values()
+            for pid in server.worker_pids()
+        ]
+        probes.wait_until_idle([*pids, *probes.pids_named("postgres")], SETTLE_MAX_SECONDS)
+
+    def rounds(self, endpoints: Sequence[Endpoint]) -> None:
         """For each round, each endpoint, each configuration: so that a slow minute of the
         machine spreads over all of them instead of falling on one."""
         for round_number in range(1, self._plan.rounds + 1):
             print(f"round {round_number}/{self._plan.rounds}", flush=True)
             if self._hello is not None:
-                result = wrk.run(f"{self._hello.base_url}/", ("authorized_get",), self._plan.load, {})
+                self._settle()
+                result = wrk.run(
+                    f"{self._hello.base_url}/", ("authorized_get",), self._plan.load, {}
+                )
                 self._keep(HELLO, HELLO, Sample(result))
             for endpoint in endpoints:
-                for deployment in deployments:
+                for deployment in self._deployments:
                     self._keep(deployment.name, endpoint.name, self._measure(deployment, endpoint))
-            for deployment in deployments:
+            for deployment in self._deployments:
                 if LOGIN in {endpoint.name for endpoint in endpoints}:
                     self._login_storm(deployment, endpoints)
                 self._record_memory(deployment)
 
-    def paced(self, deployments: Sequence[Deployment], endpoints: Sequence[Endpoint]) -> None:
+    def paced(self, endpoints: Sequence[Endpoint]) -> None:
         """p99 at an offered load of half the measured median throughput."""
         by_name = {endpoint.name: endpoint for endpoint in endpoints}
         for name in PACED_ENDPOINTS:
-            for deployment in deployments:
+            for deployment in self._deployments:
                 measured = self.measurements.samples[deployment.name].get(name)
                 if not measured:
                     continue
@@ -126,7 +163,7 @@ class Runner:
         load = wrk.Load(
             self._plan.load.threads,
             endpoint.connections or self._plan.load.connections,
-            self._plan.load.seconds,
+            max(self._plan.load.seconds, endpoint.min_seconds),
         )
         scripts = (*endpoint.scripts, "pacing") if delay_ms is not None else endpoint.scripts
         environment = self._script_environment(deployment, endpoint.credentials)
@@ -134,14 +171,17 @@ class Runner:
             environment["BENCH_DELAY_MS"] = str(delay_ms)
         run = wrk.WrkRun(server.base_url + endpoint.path, scripts, load, environment)
         workers = server.worker_pids()
-        postgres_pids = probes.pids_named("postgres") if deployment.configuration.is_postgres else []
-        workers_before = probes.total_cpu_seconds(workers)
-        postgres_before = probes.total_cpu_seconds(postgres_pids)
+        postgres_pids = (
+            probes.pids_named("postgres") if deployment.configuration.is_postgres else []
+        )
+        self._settle()
+        workers_before = probes.cpu_by_pid(workers)
+        postgres_before = probes.cpu_by_pid(postgres_pids)
         result = run.start().result()
-        worker_seconds = probes.total_cpu_seconds(workers) - workers_before
+        worker_seconds = probes.cpu_spent(workers_before, probes.cpu_by_pid(workers))
         # Backends started during the run are not in the list: the pools' connections are
         # open before it, and the few new ones cost little.
-        postgres_seconds = probes.total_cpu_seconds(postgres_pids) - postgres_before
+        postgres_seconds = probes.cpu_spent(postgres_before, probes.cpu_by_pid(postgres_pids))
         per_request = 1000 / result.requests if result.requests else 0.0
         return Sample(
             result,
@@ -155,7 +195,8 @@ class Runner:
         by_name = {endpoint.name: endpoint for endpoint in endpoints}
         server = deployment.servers[Cache.ON]
         login, read, health = by_name[LOGIN], by_name[POST_BY_ID_CACHED], by_name[HEALTH]
-        seconds = self._plan.load.seconds
+        seconds = max(self._plan.load.seconds, login.min_seconds)
+        self._settle()
         runs = [
             wrk.WrkRun(
                 server.base_url + login.path,
@@ -166,7 +207,7 @@ class Runner:
             wrk.WrkRun(
                 server.base_url + read.path,
                 read.scripts,
-                self._plan.load,
+                wrk.Load(self._plan.load.threads, self._plan.load.connections, seconds),
                 self._script_environment(deployment, read.credentials),
             ),
             wrk.WrkRun(
@@ -193,9 +234,9 @@ class Runner:
                 round(memory.peak_rss_mib, 1) for memory in known
             ]
 
-    def _script_environment(self, deployment: Deployment, credentials: Credentials) -> dict[str, str]:
-        from bench import dataset
-
+    def _script_environment(
+        self, deployment: Deployment, credentials: Credentials
+    ) -> dict[str, str]:
         return {
             "BENCH_AUTHORIZATION": deployment.authorizations[credentials],
             "BENCH_RUN_ID": self._plan.run_id,

@@ -91,7 +91,9 @@ class Server:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerFailedToStart(self._failure("exited with " + str(self.process.returncode)))
+                raise ServerFailedToStart(
+                    self._failure("exited with " + str(self.process.returncode))
+                )
             if len(self.worker_pids()) == WORKERS and self._answers_health():
                 return
             time.sleep(0.2)

@@ -10,7 +10,7 @@ TIMEOUT_SECONDS = 30
 
 
 def bearer_authorization(base_url: str) -> str:
-    """"Bearer <jwt>" from the OAuth2 password flow of /api/v1/auth/token."""
+    """ "Bearer <jwt>" from the OAuth2 password flow of /api/v1/auth/token."""
     form = urllib.parse.urlencode(
         {"username": dataset.BENCH_USERNAME, "password": dataset.BENCH_PASSWORD}
     ).encode()
@@ -25,7 +25,7 @@ def bearer_authorization(base_url: str) -> str:
 
 
 def conduit_authorization(base_url: str) -> str:
-    """"Token <jwt>", as Conduit clients send it, from POST /api/users/login."""
+    """ "Token <jwt>", as Conduit clients send it, from POST /api/users/login."""
     body = json.dumps(
         {"user": {"email": dataset.BENCH_EMAIL, "password": dataset.BENCH_PASSWORD}}
     ).encode()

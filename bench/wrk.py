@@ -25,11 +25,7 @@ class WrkFailed(RuntimeError):
 def missing_reason() -> str | None:
     if shutil.which("wrk"):
         return None
-    how = (
-        "run `apt-get install -y wrk`"
-        if os.geteuid() != 0
-        else "`apt-get install -y wrk` failed"
-    )
+    how = "run `apt-get install -y wrk`" if os.geteuid() != 0 else "`apt-get install -y wrk` failed"
     return f"wrk is not installed: {how}"
 
 
@@ -124,9 +120,7 @@ class WrkRun:
         return parse(output, self._url)
 
 
-def run(
-    url: str, scripts: Sequence[str], load: Load, environment: Mapping[str, str]
-) -> WrkResult:
+def run(url: str, scripts: Sequence[str], load: Load, environment: Mapping[str, str]) -> WrkResult:
     return WrkRun(url, scripts, load, environment).start().result()
 
 
@@ -147,8 +141,7 @@ def parse(output: str, url: str = "") -> WrkResult:
         max_ms=summary["max_us"] / 1e3,
         status_errors=summary["status_errors"],
         socket_errors=sum(
-            summary[name]
-            for name in ("connect_errors", "read_errors", "write_errors", "timeouts")
+            summary[name] for name in ("connect_errors", "read_errors", "write_errors", "timeouts")
         ),
     )
 
