@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.postgres import PostgresDatabase
+
 # Raised, not disabled: the limiter's own cost (a Redis round trip per request) stays in the
 # numbers, as in production, but no benchmark request is refused.
 RAISED_RATE_LIMIT = "1000000/minute"
@@ -24,12 +26,16 @@ class Configuration:
 
     name: str
     database_url: str
-    postgres_dsn: str | None
+    postgres: PostgresDatabase | None
     redis_url: str | None
 
     @property
-    def is_postgres(self) -> bool:
-        return self.postgres_dsn is not None
+    def postgres_dsn(self) -> str | None:
+        return self.postgres.dsn if self.postgres else None
+
+    def postgres_processes(self) -> list[int]:
+        """Whose CPU counts as PostgreSQL's; none for SQLite."""
+        return self.postgres.processes() if self.postgres else []
 
 
 def quill_environment(

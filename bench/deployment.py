@@ -33,7 +33,7 @@ def postgres_configuration(
     """A PostgreSQL configuration on a database created for it, dropped on the way out."""
     database.create_fresh()
     try:
-        yield Configuration(name, database.sqlalchemy_url, database.dsn, redis_url)
+        yield Configuration(name, database.sqlalchemy_url, database, redis_url)
     finally:
         database.drop()
 
@@ -55,6 +55,7 @@ def deployed(
     secret_key = new_secret_key()
     with ExitStack() as stack:
         servers: dict[Cache, Server] = {}
+        launched = time.monotonic()
         for cache in caches:
             server_dir = work_dir / f"{configuration.name}-{cache.name.lower()}"
             server_dir.mkdir(parents=True, exist_ok=True)
@@ -67,15 +68,16 @@ def deployed(
                 environment,
                 server_dir / "server.log",
             )
-            started = time.monotonic()
-            server.start(repo_root)
+            server.launch(repo_root)
             stack.callback(server.stop)
+            servers[cache] = server
+        for cache, server in servers.items():
+            server.wait_until_serving()
             print(
                 f"[{configuration.name}] {cache} server on {server.base_url}, workers "
-                f"{server.worker_pids()}, up in {time.monotonic() - started:.1f} s",
+                f"{server.worker_pids()}, up after {time.monotonic() - launched:.1f} s",
                 flush=True,
             )
-            servers[cache] = server
         # Tokens work on both servers: they share the secret key and the database.
         any_server = next(iter(servers.values()))
         authorizations = {

@@ -86,26 +86,20 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def parent_pid(pid: int) -> int | None:
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # After the name: state, then the parent's pid.
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
 def command_line(pid: int) -> str:
     try:
         return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
-
-
-def pids_named(command_name: str) -> list[int]:
-    """Every process whose comm is `command_name`, e.g. all of PostgreSQL's (postmaster and
-    backends alike call themselves "postgres")."""
-    found: list[int] = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() == command_name:
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def load_average() -> tuple[float, float, float]:

@@ -30,6 +30,9 @@ PACED_ENDPOINTS = (POST_BY_ID_CACHED, POST_BY_ID_UNCACHED, CREATE_POST)
 # The /health probe during the storm: one connection, a request every 20 ms.
 PROBE_LOAD_DELAY_MS = 20
 WARM_UP_REQUESTS = 5
+PACED_DELAY_SECONDS = 0.25
+# Several delays per connection, however short the run.
+PACED_MIN_SECONDS = 2.0
 # A login storm's leftovers take a few seconds of argon2 to drain; more than this is a hang.
 SETTLE_MAX_SECONDS = 30.0
 
@@ -113,7 +116,9 @@ class Runner:
             for server in deployment.servers.values()
             for pid in server.worker_pids()
         ]
-        probes.wait_until_idle([*pids, *probes.pids_named("postgres")], SETTLE_MAX_SECONDS)
+        for deployment in self._deployments:
+            pids.extend(deployment.configuration.postgres_processes())
+        probes.wait_until_idle(pids, SETTLE_MAX_SECONDS)
 
     def rounds(self, endpoints: Sequence[Endpoint]) -> None:
         """For each round, each endpoint, each configuration: so that a slow minute of the
@@ -143,11 +148,16 @@ class Runner:
                 if not measured:
                     continue
                 rate = statistics.median(s.result.requests_per_second for s in measured) / 2
-                connections = by_name[name].connections or self._plan.load.connections
+                most = by_name[name].connections or self._plan.load.connections
+                # Enough connections that each waits about PACED_DELAY_SECONDS: a slow write
+                # (tens per second) on 64 connections would wait seconds before its first send.
+                connections = min(most, max(1, round(rate * PACED_DELAY_SECONDS)))
                 # Each connection waits connections/rate seconds between requests: together
                 # they offer `rate`, less whatever the latency itself takes (closed loop).
                 delay_ms = max(1, round(connections / rate * 1000)) if rate else 1000
-                sample = self._measure(deployment, by_name[name], delay_ms=delay_ms)
+                sample = self._measure(
+                    deployment, by_name[name], delay_ms=delay_ms, connections=connections
+                )
                 paced = Sample(
                     sample.result,
                     sample.worker_cpu_ms_per_request,
@@ -157,13 +167,19 @@ class Runner:
                 self._keep(deployment.name, name + HALF_LOAD_SUFFIX, paced)
 
     def _measure(
-        self, deployment: Deployment, endpoint: Endpoint, delay_ms: int | None = None
+        self,
+        deployment: Deployment,
+        endpoint: Endpoint,
+        delay_ms: int | None = None,
+        connections: int | None = None,
     ) -> Sample:
         server = deployment.servers[endpoint.cache]
         load = wrk.Load(
             self._plan.load.threads,
-            endpoint.connections or self._plan.load.connections,
-            max(self._plan.load.seconds, endpoint.min_seconds),
+            connections or endpoint.connections or self._plan.load.connections,
+            max(
+                self._plan.load.seconds, endpoint.min_seconds, PACED_MIN_SECONDS if delay_ms else 0
+            ),
         )
         scripts = (*endpoint.scripts, "pacing") if delay_ms is not None else endpoint.scripts
         environment = self._script_environment(deployment, endpoint.credentials)
@@ -171,9 +187,7 @@ class Runner:
             environment["BENCH_DELAY_MS"] = str(delay_ms)
         run = wrk.WrkRun(server.base_url + endpoint.path, scripts, load, environment)
         workers = server.worker_pids()
-        postgres_pids = (
-            probes.pids_named("postgres") if deployment.configuration.is_postgres else []
-        )
+        postgres_pids = deployment.configuration.postgres_processes()
         self._settle()
         workers_before = probes.cpu_by_pid(workers)
         postgres_before = probes.cpu_by_pid(postgres_pids)

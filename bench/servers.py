@@ -57,13 +57,17 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, cwd: Path) -> None:
+        self.launch(cwd)
+        self.wait_until_serving()
+
+    def launch(self, cwd: Path) -> None:
+        """Starts the process and returns at once: several servers boot side by side."""
         command = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
         command += ["--port", str(self.port), *UVICORN_FLAGS]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 (our own command line)
                 command, cwd=cwd, env=dict(self.environment), stdout=log, stderr=subprocess.STDOUT
             )
-        self._wait_until_serving()
 
     def worker_pids(self) -> list[int]:
         """The worker processes: children of the master that run multiprocessing's spawn_main
@@ -86,7 +90,7 @@ class Server:
             self.process.kill()
             self.process.wait()
 
-    def _wait_until_serving(self) -> None:
+    def wait_until_serving(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
