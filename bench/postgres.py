@@ -47,9 +47,10 @@ class PostgresDatabase:
         connection = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_SECONDS)
         try:
             backend: int = await connection.fetchval("SELECT pg_backend_pid()")
+            # Read while connected: the backend exits with the connection.
+            postmaster = probes.parent_pid(backend)
         finally:
             await connection.close()
-        postmaster = probes.parent_pid(backend)
         if postmaster is None:
             raise RuntimeError("PostgreSQL's backend is not visible in /proc: not on this machine?")
         return postmaster

@@ -9,8 +9,9 @@ from pathlib import Path
 PROC = Path("/proc")
 CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 IDLE_SAMPLE_SECONDS = 0.2
-# Under 5% of a core over a sample: an idle uvicorn worker wakes a few times a second only.
-IDLE_CPU_SHARE = 0.05
+# Under 10% of a core over a sample, all watched processes together: idle uvicorn workers and
+# PostgreSQL wake a few times a second only.
+IDLE_CPU_SHARE = 0.10
 
 
 def cpu_seconds(pid: int) -> float | None:

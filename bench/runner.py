@@ -34,7 +34,8 @@ PACED_DELAY_SECONDS = 0.25
 # Several delays per connection, however short the run.
 PACED_MIN_SECONDS = 2.0
 # A login storm's leftovers take a few seconds of argon2 to drain; more than this is a hang.
-SETTLE_MAX_SECONDS = 30.0
+SETTLE_MAX_SECONDS = 15.0
+SETTLE_REPORT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ class Runner:
         ]
         for deployment in self._deployments:
             pids.extend(deployment.configuration.postgres_processes())
-        probes.wait_until_idle(pids, SETTLE_MAX_SECONDS)
+        waited = probes.wait_until_idle(pids, SETTLE_MAX_SECONDS)
+        if waited > SETTLE_REPORT_SECONDS:
+            print(f"  (waited {waited:.1f} s for the servers to go idle)", flush=True)
 
     def rounds(self, endpoints: Sequence[Endpoint]) -> None:
         """For each round, each endpoint, each configuration: so that a slow minute of the
