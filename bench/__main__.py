@@ -4,7 +4,8 @@
     python -m bench --quick      the smoke run for CI: a small seed, 1 round of 1 s, ~1 minute;
                                  exits non-zero when a server fails to start, wrk fails, or any
                                  endpoint answers with errors; results go to a temp folder
-    python -m bench --growth     list, post by id and feed at 10k and at 1M posts (PostgreSQL)
+    python -m bench --growth     list, post by id and feed, uncached, at 10k and at 1M posts
+                                 (PostgreSQL; results in results/growth-latest.json)
     python -m bench --rounds 1 --duration 5 --posts 20000    a shorter full run
 
 What runs: every server is uvicorn with --workers 2 --loop uvloop --http httptools

@@ -70,7 +70,7 @@ class Measurements:
     samples: dict[str, dict[str, list[Sample]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
-    # memory[configuration][server]: per round, the RSS (MiB) of each worker after the round.
+    # rss_after_round[configuration][server]: per round, each worker's RSS (MiB) after it.
     rss_after_round: dict[str, dict[str, list[list[float]]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
@@ -130,9 +130,7 @@ class Runner:
             print(f"round {round_number}/{self._plan.rounds}", flush=True)
             if self._hello is not None:
                 self._settle()
-                result = wrk.run(
-                    f"{self._hello.base_url}/", ("authorized_get",), self._plan.load, {}
-                )
+                result = wrk.run(f"{self._hello.base_url}/", GET_SCRIPTS, self._plan.load, {})
                 self._keep(HELLO, HELLO, Sample(result))
             for endpoint in endpoints:
                 for deployment in self._deployments:
