@@ -186,6 +186,12 @@ def _benchmark(arguments: argparse.Namespace) -> list[str]:
     for name, found in rows.items():
         print()
         print(report.table(name, found))
+    print()
+    print(
+        report.memory_lines(
+            runner.measurements.rss_after_round, runner.measurements.peak_rss_per_worker
+        )
+    )
     print(f"\n{CLOSED_LOOP_NOTE}; {WRK_NOTE}")
     document: dict[str, Any] = {
         "run_id": run_id,

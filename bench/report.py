@@ -92,3 +92,18 @@ def growth_table(small: int, small_rows: list[Row], large: int, large_rows: list
             f"{rps_ratio:>8.2f}{row.p99_ms:>17.2f}{other.p99_ms:>19.2f}{p99_ratio:>8.2f}"
         )
     return "\n".join(lines)
+
+
+def memory_lines(
+    rss_after_round: Mapping[str, Mapping[str, list[list[float]]]],
+    peak_rss_per_worker: Mapping[str, Mapping[str, list[float]]],
+) -> str:
+    """Per server: each worker's RSS after each round (flat or growing), and its peak."""
+    lines = ["== memory per worker (MiB) =="]
+    for configuration, by_server in rss_after_round.items():
+        for server, rounds in by_server.items():
+            after = " | ".join(", ".join(f"{rss:.0f}" for rss in workers) for workers in rounds)
+            peaks = peak_rss_per_worker.get(configuration, {}).get(server, [])
+            peak = ", ".join(f"{rss:.0f}" for rss in peaks)
+            lines.append(f"{configuration} ({server}): RSS after each round {after}; peak {peak}")
+    return "\n".join(lines)

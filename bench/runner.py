@@ -287,6 +287,8 @@ def summarize(measurements: Measurements) -> dict[str, list[Row]]:
 
 def _row(endpoint: str, samples: list[Sample], hello_rps: float | None) -> Row:
     rps = statistics.median(s.result.requests_per_second for s in samples)
+    # A paced run's or the probe's req/s is what was offered, not what the server can do.
+    at_full_speed = not endpoint.endswith(HALF_LOAD_SUFFIX) and endpoint != STORM_HEALTH
     return Row(
         endpoint=endpoint,
         requests_per_second=rps,
@@ -301,7 +303,7 @@ def _row(endpoint: str, samples: list[Sample], hello_rps: float | None) -> Row:
         offered_requests_per_second=_median_or_none(
             [s.offered_requests_per_second for s in samples]
         ),
-        ratio_to_hello=rps / hello_rps if hello_rps else None,
+        ratio_to_hello=rps / hello_rps if hello_rps and at_full_speed else None,
     )
 
 
