@@ -33,7 +33,7 @@ def table(configuration: str, rows: list[Row]) -> str:
             endpoint += f" (offered {row.offered_requests_per_second:.0f}/s)"
         cells = (
             endpoint,
-            f"{row.requests_per_second:.0f}",
+            _requests_per_second(row.requests_per_second),
             _optional(row.ratio_to_hello, "{:.2f}"),
             f"{row.p50_ms:.2f}",
             f"{row.p99_ms:.2f}",
@@ -59,6 +59,11 @@ def write_json(document: Mapping[str, Any], paths: list[Path]) -> None:
 
 def rows_as_json(rows: Mapping[str, list[Row]]) -> dict[str, list[dict[str, Any]]]:
     return {name: [dataclasses.asdict(row) for row in found] for name, found in rows.items()}
+
+
+def _requests_per_second(value: float) -> str:
+    # Tenths where whole numbers would round a 1M-post list page (0.6/s) to nothing.
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
 def _optional(value: float | None, template: str) -> str:
@@ -88,7 +93,8 @@ def growth_table(small: int, small_rows: list[Row], large: int, large_rows: list
         )
         p99_ratio = other.p99_ms / row.p99_ms if row.p99_ms else 0
         lines.append(
-            f"{row.endpoint:<28}{row.requests_per_second:>16.0f}{other.requests_per_second:>18.0f}"
+            f"{row.endpoint:<28}{_requests_per_second(row.requests_per_second):>16}"
+            f"{_requests_per_second(other.requests_per_second):>18}"
             f"{rps_ratio:>8.2f}{row.p99_ms:>17.2f}{other.p99_ms:>19.2f}{p99_ratio:>8.2f}"
         )
     return "\n".join(lines)

@@ -91,6 +91,7 @@ class Runner:
         self._plan = plan
         self._hello = hello
         self._deployments = deployments
+        self._wrk_runs = 0
         self.measurements = Measurements()
 
     def warm_up(self, endpoints: Sequence[Endpoint]) -> None:
@@ -252,9 +253,12 @@ class Runner:
     def _script_environment(
         self, deployment: Deployment, credentials: Credentials
     ) -> dict[str, str]:
+        """What the Lua scripts read; a new BENCH_RUN_ID for each wrk run, so that no two
+        requests of the whole benchmark post the same body."""
+        self._wrk_runs += 1
         return {
             "BENCH_AUTHORIZATION": deployment.authorizations[credentials],
-            "BENCH_RUN_ID": self._plan.run_id,
+            "BENCH_RUN_ID": f"{self._plan.run_id}-{self._wrk_runs}",
             "BENCH_USERNAME": dataset.BENCH_USERNAME,
             "BENCH_PASSWORD": dataset.BENCH_PASSWORD,
         }
