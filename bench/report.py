@@ -95,7 +95,7 @@ def growth_table(small: int, small_rows: list[Row], large: int, large_rows: list
         lines.append(
             f"{row.endpoint:<28}{_requests_per_second(row.requests_per_second):>16}"
             f"{_requests_per_second(other.requests_per_second):>18}"
-            f"{rps_ratio:>8.2f}{row.p99_ms:>17.2f}{other.p99_ms:>19.2f}{p99_ratio:>8.2f}"
+            f"{rps_ratio:>8.3f}{row.p99_ms:>17.2f}{other.p99_ms:>19.2f}{p99_ratio:>8.3f}"
         )
     return "\n".join(lines)
 
