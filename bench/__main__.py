@@ -63,7 +63,7 @@ from typing import Any
 from bench import chart, environment, postgres, probes, redis_db, report, wrk
 from bench.configurations import Configuration
 from bench.dataset import DatasetPlan
-from bench.deployment import Deployment, deployed, postgres_configuration
+from bench.deployment import Launch, launched, postgres_configuration
 from bench.endpoints import Cache, every_endpoint, growth_endpoints
 from bench.postgres import PostgresDatabase
 from bench.runner import Row, Runner, RunPlan, summarize
@@ -154,7 +154,7 @@ def _benchmark(arguments: argparse.Namespace) -> list[str]:
         hello = Server("hello", "bench.hello:app", dict(os.environ), work_dir / "hello.log")
         hello.launch(REPO_ROOT)
         stack.callback(hello.stop)
-        deployments: list[Deployment] = []
+        launches: list[Launch] = []
         if postgres_skip:
             skipped["postgres+redis"] = postgres_skip
             print(f"bench: skipping postgres+redis: {postgres_skip}", flush=True)
@@ -166,14 +166,10 @@ def _benchmark(arguments: argparse.Namespace) -> list[str]:
                     redis_db.url_of(POSTGRES_REDIS_DATABASE),
                 )
             )
-            deployments.append(
-                stack.enter_context(deployed(configuration, plan, work_dir, REPO_ROOT))
-            )
-        deployments.append(
-            stack.enter_context(
-                deployed(_sqlite_configuration(work_dir, skipped), plan, work_dir, REPO_ROOT)
-            )
-        )
+            launches.append(stack.enter_context(launched(configuration, plan, work_dir, REPO_ROOT)))
+        sqlite = _sqlite_configuration(work_dir, skipped)
+        launches.append(stack.enter_context(launched(sqlite, plan, work_dir, REPO_ROOT)))
+        deployments = [launch.wait_until_ready() for launch in launches]
         hello.wait_until_serving()
         endpoints = every_endpoint(plan)
         runner = Runner(RunPlan(arguments.rounds, load, run_id), hello, deployments)
@@ -241,9 +237,10 @@ def _growth(arguments: argparse.Namespace) -> None:
                     None,
                 )
             )
-            deployment = stack.enter_context(
-                deployed(configuration, plan, Path(work), REPO_ROOT, caches=(Cache.OFF,))
+            launch = stack.enter_context(
+                launched(configuration, plan, Path(work), REPO_ROOT, caches=(Cache.OFF,))
             )
+            deployment = launch.wait_until_ready()
             endpoints = growth_endpoints(plan)
             runner = Runner(RunPlan(arguments.rounds, load, run_id), None, [deployment])
             runner.warm_up(endpoints)

@@ -1,5 +1,6 @@
 """A configuration brought up for measuring: its database created and seeded, its Redis
-database flushed, its two Quill servers (cache on, cache off) started and signed in to."""
+database flushed, its two Quill servers (cache on, cache off) launched, then waited for and
+signed in to."""
 
 import time
 from collections.abc import Iterator
@@ -38,14 +39,44 @@ def postgres_configuration(
         database.drop()
 
 
+@dataclass(frozen=True)
+class Launch:
+    """A configuration seeded and its servers booting: the next one seeds meanwhile (a Quill
+    worker takes seconds of CPU to import)."""
+
+    configuration: Configuration
+    servers: dict[Cache, Server]
+    seed_seconds: float
+    launched_at: float
+
+    def wait_until_ready(self) -> Deployment:
+        name = self.configuration.name
+        for cache, server in self.servers.items():
+            server.wait_until_serving()
+            print(
+                f"[{name}] {cache} server on {server.base_url}, workers "
+                f"{server.worker_pids()}, up after {time.monotonic() - self.launched_at:.1f} s",
+                flush=True,
+            )
+        # Tokens work on both servers: they share the secret key and the database.
+        any_server = next(iter(self.servers.values()))
+        authorizations = {
+            Credentials.ANONYMOUS: "",
+            Credentials.BEARER: tokens.bearer_authorization(any_server.base_url),
+            Credentials.CONDUIT: tokens.conduit_authorization(any_server.base_url),
+        }
+        return Deployment(self.configuration, self.servers, authorizations, self.seed_seconds)
+
+
 @contextmanager
-def deployed(
+def launched(
     configuration: Configuration,
     plan: dataset.DatasetPlan,
     work_dir: Path,
     repo_root: Path,
     caches: tuple[Cache, ...] = (Cache.ON, Cache.OFF),
-) -> Iterator[Deployment]:
+) -> Iterator[Launch]:
+    """Seeds the configuration and launches its servers; they are stopped on the way out."""
     if configuration.redis_url:
         redis_db.flush(configuration.redis_url)
     print(f"[{configuration.name}] seeding {plan.posts} posts, {plan.users} users ...", flush=True)
@@ -55,7 +86,7 @@ def deployed(
     secret_key = new_secret_key()
     with ExitStack() as stack:
         servers: dict[Cache, Server] = {}
-        launched = time.monotonic()
+        launched_at = time.monotonic()
         for cache in caches:
             server_dir = work_dir / f"{configuration.name}-{cache.name.lower()}"
             server_dir.mkdir(parents=True, exist_ok=True)
@@ -71,18 +102,4 @@ def deployed(
             server.launch(repo_root)
             stack.callback(server.stop)
             servers[cache] = server
-        for cache, server in servers.items():
-            server.wait_until_serving()
-            print(
-                f"[{configuration.name}] {cache} server on {server.base_url}, workers "
-                f"{server.worker_pids()}, up after {time.monotonic() - launched:.1f} s",
-                flush=True,
-            )
-        # Tokens work on both servers: they share the secret key and the database.
-        any_server = next(iter(servers.values()))
-        authorizations = {
-            Credentials.ANONYMOUS: "",
-            Credentials.BEARER: tokens.bearer_authorization(any_server.base_url),
-            Credentials.CONDUIT: tokens.conduit_authorization(any_server.base_url),
-        }
-        yield Deployment(configuration, servers, authorizations, seed_seconds)
+        yield Launch(configuration, servers, seed_seconds, launched_at)

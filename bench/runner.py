@@ -30,9 +30,8 @@ PACED_ENDPOINTS = (POST_BY_ID_CACHED, POST_BY_ID_UNCACHED, CREATE_POST)
 # The /health probe during the storm: one connection, a request every 20 ms.
 PROBE_LOAD_DELAY_MS = 20
 WARM_UP_REQUESTS = 5
+# Short enough for several requests per connection in a 1 s run (--quick).
 PACED_DELAY_SECONDS = 0.25
-# Several delays per connection, however short the run.
-PACED_MIN_SECONDS = 2.0
 # A login storm's leftovers take a few seconds of argon2 to drain; more than this is a hang.
 SETTLE_MAX_SECONDS = 15.0
 SETTLE_REPORT_SECONDS = 1.0
@@ -179,9 +178,7 @@ class Runner:
         load = wrk.Load(
             self._plan.load.threads,
             connections or endpoint.connections or self._plan.load.connections,
-            max(
-                self._plan.load.seconds, endpoint.min_seconds, PACED_MIN_SECONDS if delay_ms else 0
-            ),
+            max(self._plan.load.seconds, endpoint.min_seconds),
         )
         scripts = (*endpoint.scripts, "pacing") if delay_ms is not None else endpoint.scripts
         environment = self._script_environment(deployment, endpoint.credentials)
