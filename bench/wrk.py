@@ -22,19 +22,22 @@ class WrkFailed(RuntimeError):
     pass
 
 
-def missing_reason() -> str | None:
-    if shutil.which("wrk"):
-        return None
-    how = "run `apt-get install -y wrk`" if os.geteuid() != 0 else "`apt-get install -y wrk` failed"
-    return f"wrk is not installed: {how}"
+_APT_INSTALL = ["apt-get", "install", "-y", "wrk"]
 
 
 def ensure_installed() -> str | None:
-    """Installs wrk with apt when root and it is missing; None when it is there, else why not."""
-    if shutil.which("wrk") or os.geteuid() != 0:
-        return missing_reason()
-    subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True, check=False)  # noqa: S607
-    return missing_reason()
+    """None when wrk is there; as root, installs it with apt first (updating the package lists
+    only when the install alone fails). Otherwise why it is missing and how to install it."""
+    if shutil.which("wrk"):
+        return None
+    if os.geteuid() != 0:
+        return "wrk is not installed: install it with `sudo apt-get install -y wrk`"
+    print("bench: installing wrk (apt-get install -y wrk)", flush=True)
+    for command in (_APT_INSTALL, ["apt-get", "update"], _APT_INSTALL):
+        subprocess.run(command, capture_output=True, check=False)  # noqa: S603
+        if command is _APT_INSTALL and shutil.which("wrk"):
+            return None
+    return "wrk is not installed, and `apt-get install -y wrk` failed"
 
 
 @dataclass(frozen=True)
