@@ -23,17 +23,22 @@ The data set (bench/dataset.py) is seeded straight into the tables after `alembi
 argon2 parameters.
 
 The rounds are interleaved: for each round, for each endpoint, for each configuration, one wrk
-run (-t2 -c64, login -c16), so that a slow moment of the machine spreads over all of them. Each
-number in the tables is the median over the rounds (errors are summed):
+run (-t2 -c64; login -c16 and at least 3 s, argon2 being slow), so that a slow moment of the
+machine spreads over all of them. Before each run the harness waits for the servers and
+PostgreSQL to go idle (what the last run left queued is not paid for by the next), and a few
+requests warm every GET up before round 1. Each number in the tables is the median over the
+rounds (errors are summed):
 
     req/s        requests completed per second
     ratio        req/s over the hello ceiling's median req/s: 1.0 would be free
     p50/p99 ms   wrk's latency percentiles (from its own histogram, printed by a Lua done())
     errors       responses with status >= 400, plus socket errors and timeouts
     cpu ms/req   CPU time (user + system, /proc/<pid>/stat) of the server's two workers during
-                 the run, per request
-    pg ms/req    the same for every PostgreSQL process of the cluster (all of them: the cluster
-                 may serve others, so an idle machine is assumed)
+                 the run, per completed request (work still in flight when wrk stops counts too,
+                 so short runs overstate slow endpoints a little)
+    pg ms/req    the same for PostgreSQL: the backends of the benchmark's database and the
+                 cluster's background processes (WAL writer, checkpointer, autovacuum), not the
+                 backends of other databases on the same server
 
 The login storm runs logins (argon2, CPU-bound) at full speed beside a cached read and a /health
 probe (one connection, a request every 20 ms) on the same server: its rows are the read's
@@ -109,11 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Quill's benchmark: wrk against uvicorn servers on loopback (see the "
-        "docstring of bench/__main__.py for what each number means).",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="CI smoke run: small, ~1 minute")
-    parser.add_argument("--growth", action="store_true", help="10k against 1M posts")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: small, 1-2 minutes")
+    parser.add_argument(
+        "--growth", action="store_true", help="10k against 1M posts (--posts ignored)"
+    )
     parser.add_argument("--posts", type=int, help="posts to seed (default 100000; quick 500)")
     parser.add_argument("--users", type=int, help="users to seed (default 2000; quick 100)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1)")
