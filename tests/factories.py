@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.core.security import PasswordHasher
 from app.models import Post, User
 from app.models.user import username_key
+from app.posts import repository as posts_repository
 from app.posts import slugs
 
 DEFAULT_PASSWORD = "correct horse battery staple"
@@ -63,6 +64,8 @@ async def make_post(
         author_id=author.id,
     )
     session.add(post)
+    await session.flush()
+    await posts_repository.count_post_of(session, author.id, 1)
     await session.commit()
     return post
 

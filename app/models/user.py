@@ -42,6 +42,9 @@ class User(Timestamped, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
     email_verified: Mapped[bool] = mapped_column(default=False)
+    # How many posts the user has written, kept by the transactions that create and delete them:
+    # a list's total is a sum over authors, never a count over every post (app/posts).
+    post_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     posts: Mapped[list["Post"]] = relationship(
         back_populates="author", lazy="raise", passive_deletes=True

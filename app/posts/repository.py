@@ -1,6 +1,7 @@
 """Every statement of the posts domain. A post is read with everything its view shows (author's
 profile, tags, favorites, the viewer's favorite and follow) in one statement, a page of them in
-two (the page, its total), whatever the page size."""
+two (the page, its total), whatever the page size; the total of a list by author is a sum of
+maintained per-author counts, not a count over the posts."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,11 +176,39 @@ async def list_newest_first(
         .offset(page.offset)
     )
     rows = (await session.execute(statement, {"viewer_id": viewer_id})).all()
-    counting = (select(func.count()).select_from(Post).join(User, User.id == Post.author_id)).where(
-        *conditions
-    )
-    total = await session.scalar(counting)
+    total = await session.scalar(_counting(of, conditions))
     return Page(items=rows, total=total or 0, limit=page.limit, offset=page.offset)
+
+
+def _counting(of: ListConditions, conditions: list[ColumnElement[bool]]) -> Any:
+    """How many posts the list has. Lists chosen by author (all, one, the followed ones) sum
+    their authors' post_count, a statement over users whatever the number of posts; lists by
+    tag or favorite count their posts, which only those posts' index entries hold."""
+    if of.tag is not None or of.favorited_by_key is not None:
+        return (
+            select(func.count())
+            .select_from(Post)
+            .join(User, User.id == Post.author_id)
+            .where(*conditions)
+        )
+    authors = [_visible(of.include_hidden)]
+    if of.author_id is not None:
+        authors.append(User.id == of.author_id)
+    if of.author_key is not None:
+        authors.append(User.username_key == of.author_key)
+    if of.followed_by is not None:
+        authors.append(
+            User.id.in_(select(Follow.followee_id).where(Follow.follower_id == of.followed_by))
+        )
+    return select(func.coalesce(func.sum(User.post_count), 0)).where(*authors)
+
+
+async def count_post_of(session: AsyncSession, author_id: int, change: int) -> None:
+    """Add `change` (1 for a new post, -1 for a deleted one) to the author's post_count, in the
+    transaction of the change, so that the count is exact whenever it is read."""
+    await session.execute(
+        update(User).where(User.id == author_id).values(post_count=User.post_count + change)
+    )
 
 
 async def get_for_update(

@@ -179,6 +179,7 @@ async def create(
         )
 
     slug, post_id = await _with_free_slug(session, slugs.base_of(title), insert)
+    await repository.count_post_of(session, author.id, 1)
     await repository.replace_tags(session, post_id, normalised_tags)
     publish(session, PostChanged(post_id=post_id, slugs=(slug,)))
     log.info("post.created", post_id=post_id, author_id=author.id)
@@ -288,6 +289,7 @@ async def delete(session: AsyncSession, post: Post) -> None:
     """Delete a post from get_editable, with its tags' links, comments and favorites."""
     await session.delete(post)
     await session.flush()
+    await repository.count_post_of(session, post.author_id, -1)
     publish(session, PostChanged(post_id=post.id, slugs=(post.slug,)))
     log.info("post.deleted", post_id=post.id)
 

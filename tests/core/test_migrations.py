@@ -1,5 +1,6 @@
 import asyncio
 import fcntl
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -580,3 +581,19 @@ async def test_a_user_cannot_follow_themselves_even_behind_the_services_back(
 
     with pytest.raises(sa.exc.IntegrityError, match="not_oneself"):
         await run_on(database_url, insert, commit=True)
+
+
+async def test_upgrade_to_0009_counts_each_users_existing_posts(database_url: str) -> None:
+    await downgrade_to(database_url, "0001")
+    await insert_rows_at_0001(database_url)
+    written = Counter(post["author_id"] for post in ROWS_AT_0001["posts"])
+
+    await asyncio.to_thread(upgrade_to_head, database_url)
+
+    users = sa.table("users", sa.column("id"), sa.column("post_count"))
+    statement = sa.select(users.c.id, users.c.post_count)
+    rows = await run_on(database_url, lambda connection: connection.execute(statement).all())
+    assert dict(tuple(row) for row in rows) == {
+        user["id"]: written[user["id"]] for user in ROWS_AT_0001["users"]
+    }
+    assert await schema_differences(database_url, Base.metadata) == []

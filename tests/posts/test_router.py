@@ -16,6 +16,7 @@ from app.core.config import CacheBackend, Settings
 from app.main import create_app
 from app.models import Post, User
 from app.models.post import CONTENT_MAX_LENGTH, TITLE_MAX_LENGTH
+from app.posts import repository as posts_repository
 from app.posts import slugs
 from tests.conftest import Serve
 from tests.factories import auth_headers, make_post, make_user
@@ -123,6 +124,7 @@ async def add_post_at(
         updated_at=created_at,
     )
     session.add(post)
+    await posts_repository.count_post_of(session, author.id, 1)
     await session.commit()
     return post
 
@@ -395,6 +397,7 @@ async def test_list_posts_defaults_to_20_items(
     session.add_all(
         Post(title=f"Post {n}", slug=f"post-{n}", content="c", author_id=ann.id) for n in range(21)
     )
+    await posts_repository.count_post_of(session, ann.id, 21)
     await session.commit()
 
     response = await client.get(POSTS)
