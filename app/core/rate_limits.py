@@ -1,19 +1,19 @@
 """Rate limits: how often a client may do a thing per window, counted in memory or in Redis.
 
-Every limit is a moving window (`limits`' MovingWindowRateLimiter): at most `amount` hits in any
-span one window long, and a refused client is refused until exactly the moment its Retry-After
-names. The alternatives cost more where it matters: a fixed window lets twice the amount through
-around its boundary, and the sliding-window counter is an estimate whose in-memory storage walks
-every client's counters on each hit (measured: 1 ms a request with 5,000 clients, against a flat
-30-40 us for the moving window). The moving window's price is memory: one timestamp per counted
-hit, at most `amount` per client (about 85 KiB for a client at the full 600/minute).
+Every limit is a moving window: at most `amount` hits in any span one window long, and a refused
+client is refused until the moment its Retry-After names. The alternatives cost more where it
+matters: a fixed window lets twice the amount through around its boundary, and `limits`'
+sliding-window counter is an estimate whose in-memory storage walks every client's counters on
+each hit (measured: 1 ms a request with 5,000 clients).
 
 - The general limit (RATE_LIMIT_DEFAULT) is kept in each process's memory, so hot reads pay no
-  Redis round trip: each of the WEB_CONCURRENCY workers allows its share of the rate.
+  Redis round trip: each of the WEB_CONCURRENCY workers allows its share of the rate. It is
+  counted in buckets of a sixtieth of the window (app/core/local_window.py): constant time and
+  memory per client whatever the rate, where `limits`' in-memory window keeps a timestamp per hit.
 - The sign-in, sign-up and mail-request limits are shared by every process: in Redis when
-  REDIS_URL is set, else in this process's memory (all there is then). When Redis cannot be
-  reached they refuse (RateLimitUnavailable, 503) rather than let password guessing, or a flood
-  of mail, through.
+  REDIS_URL is set (`limits`' MovingWindowRateLimiter), else in this process's memory (all there
+  is then), as the general limit is. When Redis cannot be reached they refuse
+  (RateLimitUnavailable, 503) rather than let password guessing, or a flood of mail, through.
 """
 
 import hashlib
@@ -26,12 +26,13 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import Scope
 
 from app.core.config import Settings
 from app.core.errors import RateLimited, RateLimitUnavailable
+from app.core.local_window import LocalMovingWindow, WindowState
 from app.core.redis import RedisLink, RedisUnavailable
 
 T = TypeVar("T")
@@ -69,43 +70,65 @@ def tightest(quotas: Iterable[Quota]) -> Quota:
 
 
 class Limit:
-    """One limit: `item` (an amount per window) of what `name` counts, kept in `storage`.
+    """One limit: `item` (an amount per window) of what `name` counts.
 
-    With `redis`, every storage call goes through the process's RedisLink, so an outage is
-    noticed once and costs no request more than its short timeout.
+    With `shared` (a `limits` storage in Redis) every process counts in it, and every call goes
+    through the process's RedisLink, so an outage is noticed once and costs no request more than
+    its short timeout. Without, this process counts alone, in memory (LocalMovingWindow).
     """
 
     def __init__(
         self,
         name: str,
         item: RateLimitItem,
-        storage: Storage,
+        shared: Storage | None,
         *,
         redis: RedisLink | None,
         unavailable_retry_after_seconds: int,
     ) -> None:
         self.name = name
         self.item = item
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._counter: LocalMovingWindow | MovingWindowRateLimiter = (
+            LocalMovingWindow(item.amount, item.get_expiry())
+            if shared is None
+            else MovingWindowRateLimiter(shared)
+        )
         self._redis = redis
         self._unavailable_retry_after_seconds = unavailable_retry_after_seconds
 
     async def hit(self, key: str) -> Quota:
         """Count one hit for `key`, unless its window is full: then it is `refused`, uncounted."""
-        counted = await self._call(lambda: self._limiter.hit(self.item, self.name, key))
+        if isinstance(self._counter, LocalMovingWindow):
+            state = self._counter.hit(key)
+            return self._quota(state, refused=not state.counted)
+        limiter = self._counter
+        counted = await self._call(lambda: limiter.hit(self.item, self.name, key))
         quota = await self.check(key)
         return Quota(quota.limit, quota.remaining, quota.reset_seconds, refused=not counted)
 
     async def check(self, key: str) -> Quota:
         """Where `key` stands, counting nothing: `refused` when its window is full."""
-        stats = await self._call(lambda: self._limiter.get_window_stats(self.item, self.name, key))
+        if isinstance(self._counter, LocalMovingWindow):
+            state = self._counter.check(key)
+            return self._quota(state, refused=state.remaining == 0)
+        limiter = self._counter
+        stats = await self._call(lambda: limiter.get_window_stats(self.item, self.name, key))
         remaining = max(0, stats.remaining)
         reset_seconds = max(0, math.ceil(stats.reset_time - time.time()))
         return Quota(self.item.amount, remaining, reset_seconds, refused=remaining == 0)
 
     async def clear(self, key: str) -> None:
         """Forget every hit of `key`, as if its window had passed."""
-        await self._call(lambda: self._limiter.clear(self.item, self.name, key))
+        if isinstance(self._counter, LocalMovingWindow):
+            self._counter.clear(key)
+            return
+        limiter = self._counter
+        await self._call(lambda: limiter.clear(self.item, self.name, key))
+
+    def _quota(self, state: WindowState, *, refused: bool) -> Quota:
+        return Quota(
+            self.item.amount, state.remaining, math.ceil(state.reset_seconds), refused=refused
+        )
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         if self._redis is None:
@@ -131,9 +154,9 @@ class RateLimits:
         retry = settings.RETRY_AFTER_SECONDS
         general = per_process_share(parse(settings.RATE_LIMIT_DEFAULT), settings.WEB_CONCURRENCY)
         self.general = Limit(
-            "general", general, MemoryStorage(), redis=None, unavailable_retry_after_seconds=retry
+            "general", general, None, redis=None, unavailable_retry_after_seconds=retry
         )
-        shared = _redis_storage(redis) if redis is not None else MemoryStorage()
+        shared = _redis_storage(redis) if redis is not None else None
 
         def shared_limit(name: str, rate: str) -> Limit:
             return Limit(
