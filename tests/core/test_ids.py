@@ -15,6 +15,10 @@ from app.models import Post, User
 from tests.factories import auth_headers, make_post, make_user
 from tests.helpers import assert_problem
 
+# What the HTTP layer decides, the same on either database: run on SQLite alone (the
+# `http_layer` marker, tests/conftest.py).
+pytestmark = pytest.mark.http_layer
+
 # Written as they go into the URL: %20 is a space, %D9%A1 the Arabic-Indic digit one.
 NON_CANONICAL_IDS = [
     pytest.param("1.0", id="decimal-point"),

@@ -76,6 +76,7 @@ def assert_not_allowed(response: httpx.Response, origin: str) -> None:
         assert origin not in response.text
 
 
+@pytest.mark.http_layer
 @pytest.mark.parametrize("origin", LOOKALIKES)
 async def test_an_origin_that_only_looks_like_a_listed_one_is_never_allowed(
     cors_client: httpx.AsyncClient, origin: str
@@ -91,6 +92,7 @@ async def test_an_origin_that_only_looks_like_a_listed_one_is_never_allowed(
     assert checked.status_code == 400
 
 
+@pytest.mark.http_layer
 @pytest.mark.parametrize("origin", ["http://localhost:3000.evil.example", "http://localhost"])
 async def test_development_allows_only_the_exact_local_frontend_origins(
     settings: Settings, serve: Serve, origin: str
@@ -106,6 +108,7 @@ async def test_development_allows_only_the_exact_local_frontend_origins(
     assert_not_allowed(checked, origin)
 
 
+@pytest.mark.http_layer
 async def test_production_allows_no_origin_until_told(settings: Settings, serve: Serve) -> None:
     app = create_app(
         settings.model_copy(
@@ -175,6 +178,7 @@ KINDS_OF_ANSWER = [
 ]
 
 
+@pytest.mark.http_layer
 @pytest.mark.parametrize(
     ("method", "path", "headers", "body", "status"),
     KINDS_OF_ANSWER,
@@ -200,6 +204,7 @@ async def test_every_kind_of_answer_has_the_security_headers_and_shows_no_intern
     assert response.headers.get("X-Request-ID")
 
 
+@pytest.mark.http_layer
 async def test_a_rate_limited_and_a_refused_host_answer_have_the_security_headers(
     settings: Settings, serve: Serve, session: AsyncSession
 ) -> None:
@@ -256,6 +261,7 @@ def concrete(path: str) -> str:
     return path.replace("{user_id}", "1").replace("{post_id}", "1")
 
 
+@pytest.mark.http_layer
 async def test_every_path_answers_every_other_method_with_405_and_an_allow_of_all_it_serves(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
@@ -305,6 +311,7 @@ NOT_JSON = {
 }
 
 
+@pytest.mark.http_layer
 @pytest.mark.parametrize(("content_type", "body"), NOT_JSON.values(), ids=NOT_JSON.keys())
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 async def test_a_body_that_is_not_json_is_a_415_or_422_and_writes_nothing(
@@ -331,6 +338,7 @@ async def test_a_body_that_is_not_json_is_a_415_or_422_and_writes_nothing(
     assert await snapshot(app.state.database) == before
 
 
+@pytest.mark.http_layer
 async def test_the_sign_in_form_refuses_a_json_body(
     app: FastAPI, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:

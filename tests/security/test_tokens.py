@@ -38,6 +38,10 @@ from app.models import User
 from tests.factories import DEFAULT_PASSWORD, bearer, login, make_post, make_user
 from tests.helpers import assert_problem, snapshot
 
+# What the HTTP layer decides, the same on either database: run on SQLite alone (the
+# `http_layer` marker, tests/conftest.py).
+pytestmark = pytest.mark.http_layer
+
 ME = "/api/v1/users/me"
 POSTS = "/api/v1/posts/"
 REFRESH = "/api/v1/auth/refresh"
