@@ -4,6 +4,7 @@
     python3 run.py serve     the service on http://127.0.0.1:8000 (embedded SQLite by default)
     python3 run.py test      the whole test suite, and the coverage floor of app/ (pyproject.toml)
     python3 run.py check     ruff (lint and format), mypy --strict and the import contracts
+    python3 run.py bench     the benchmark (bench/; `--quick` for a smoke run, `--help` for more)
     python3 run.py alembic upgrade head                     migrate (any Alembic command)
     python3 run.py manage create-superuser --username ...   a management command (app/cli.py)
 
@@ -57,10 +58,12 @@ def uv() -> str:
     return str(uv_path)
 
 
-def sync(uv_path: str) -> None:
-    """Install exactly what uv.lock says into .venv (fast when nothing changed)."""
+def sync(uv_path: str, *groups: str) -> None:
+    """Install exactly what uv.lock says into .venv (fast when nothing changed), with the
+    dependency `groups` beyond the default ones."""
+    chosen = [argument for group in groups for argument in ("--group", group)]
     subprocess.run(
-        [uv_path, "sync", "--frozen", "--quiet", "--python", sys.executable],
+        [uv_path, "sync", "--frozen", "--quiet", *chosen, "--python", sys.executable],
         check=True,
         cwd=ROOT,
     )
@@ -74,18 +77,21 @@ def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):
         print("Quill needs Python 3.11 or newer.", file=sys.stderr)
         return 2
-    if not argv or argv[0] not in {"serve", "test", "check", "alembic", "manage"}:
+    if not argv or argv[0] not in {"serve", "test", "check", "bench", "alembic", "manage"}:
         print(__doc__, file=sys.stderr)
         return 2
     command, extra = argv[0], argv[1:]
     uv_path = uv()
-    sync(uv_path)
+    # The benchmark draws its chart with matplotlib, which nothing else needs.
+    sync(uv_path, *(["bench"] if command == "bench" else []))
     if command == "serve":
         return run(uv_path, "fastapi", "run", "--host", "127.0.0.1", "--port", "8000", *extra)
     if command == "test":
         # Not a bare --cov: it would take the next argument (a test path) for its source. One
         # test process per CPU (pytest-xdist); `-n 0` after it runs them all in this one.
         return run(uv_path, "pytest", "--cov=app", "-n", "auto", *extra)
+    if command == "bench":
+        return run(uv_path, "python", "-m", "bench", *extra)
     if command == "alembic":
         return run(uv_path, "alembic", *extra)
     if command == "manage":

@@ -95,6 +95,7 @@ def _users(plan: DatasetPlan, password_hash: str) -> Iterator[Row]:
             "is_active": True,
             "is_superuser": False,
             "email_verified": True,
+            "post_count": _posts_written_by(user_id, plan),
             "created_at": joined,
             "updated_at": joined,
         }
@@ -124,6 +125,11 @@ def _posts(plan: DatasetPlan) -> Iterator[Row]:
 
 def _author_of(post_id: int, plan: DatasetPlan) -> int:
     return (post_id - 1) % plan.users + 1
+
+
+def _posts_written_by(user_id: int, plan: DatasetPlan) -> int:
+    """How many posts _author_of gives the user (users.post_count, which Quill keeps)."""
+    return plan.posts // plan.users + (1 if user_id <= plan.posts % plan.users else 0)
 
 
 def _post_tags(plan: DatasetPlan) -> Iterator[Row]:

@@ -52,6 +52,8 @@ class Launch:
     def wait_until_ready(self) -> Deployment:
         name = self.configuration.name
         for cache, server in self.servers.items():
+            if cache is not Cache.OFF and server is self.servers.get(Cache.OFF):
+                continue
             server.wait_until_serving()
             print(
                 f"[{name}] {cache} server on {server.base_url}, workers "
@@ -87,7 +89,9 @@ def launched(
     with ExitStack() as stack:
         servers: dict[Cache, Server] = {}
         launched_at = time.monotonic()
-        for cache in caches:
+        # Without Redis the cache is off (several workers must not keep caches of their own):
+        # one server serves the rows of both.
+        for cache in caches if configuration.redis_url else (Cache.OFF,):
             server_dir = work_dir / f"{configuration.name}-{cache.name.lower()}"
             server_dir.mkdir(parents=True, exist_ok=True)
             environment = quill_environment(
@@ -102,4 +106,6 @@ def launched(
             server.launch(repo_root)
             stack.callback(server.stop)
             servers[cache] = server
+        for cache in caches:
+            servers.setdefault(cache, servers[Cache.OFF])
         yield Launch(configuration, servers, seed_seconds, launched_at)
