@@ -206,8 +206,11 @@ def _counting(of: ListConditions, conditions: list[ColumnElement[bool]]) -> Any:
 async def count_post_of(session: AsyncSession, author_id: int, change: int) -> None:
     """Add `change` (1 for a new post, -1 for a deleted one) to the author's post_count, in the
     transaction of the change, so that the count is exact whenever it is read."""
+    # updated_at is the account's own: a post written is no edit of its author.
     await session.execute(
-        update(User).where(User.id == author_id).values(post_count=User.post_count + change)
+        update(User)
+        .where(User.id == author_id)
+        .values(post_count=User.post_count + change, updated_at=User.updated_at)
     )
 
 
@@ -290,6 +293,11 @@ async def set_slug(session: AsyncSession, post: Post, slug: str) -> bool:
 async def replace_tags(session: AsyncSession, post_id: int, names: Sequence[str]) -> None:
     """The post carries exactly these tags (distinct names), in this order."""
     await session.execute(delete(PostTag).where(PostTag.post_id == post_id))
+    await add_tags(session, post_id, names)
+
+
+async def add_tags(session: AsyncSession, post_id: int, names: Sequence[str]) -> None:
+    """Tag a post that carries none yet with these tags (distinct names), in this order."""
     if not names:
         return
     tag_ids = await _tag_ids(session, names)

@@ -180,7 +180,7 @@ async def create(
 
     slug, post_id = await _with_free_slug(session, slugs.base_of(title), insert)
     await repository.count_post_of(session, author.id, 1)
-    await repository.replace_tags(session, post_id, normalised_tags)
+    await repository.add_tags(session, post_id, normalised_tags)
     publish(session, PostChanged(post_id=post_id, slugs=(slug,)))
     log.info("post.created", post_id=post_id, author_id=author.id)
     return await _view_of(session, post_id, author)

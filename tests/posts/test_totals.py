@@ -1,9 +1,11 @@
 """A list's total: the sum of its authors' post_count where the list is chosen by author (all
 posts, one author's, the feed), a count of its posts where it is chosen by tag or favorite."""
 
+from datetime import datetime
+
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
@@ -107,3 +109,31 @@ def selects(statements: list[str]) -> list[str]:
 
 def counting_posts(statement: str) -> bool:
     return statement.startswith("SELECT count(*)") and "FROM posts" in statement
+
+
+async def test_writing_and_deleting_posts_is_no_edit_of_their_author(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    ann = await make_user(session)
+    headers = await auth_headers(client, ann)
+    statement = select(User.updated_at, User.post_count).where(User.id == ann.id)
+
+    async def author() -> tuple[datetime, int]:
+        await session.commit()  # a new snapshot for each read
+        updated_at, post_count = (await session.execute(statement)).one()
+        return updated_at, post_count
+
+    before = await author()
+    created = await client.post(
+        POSTS, json={"title": "A post", "content": "Text."}, headers=headers
+    )
+    written = await author()
+    deleted = await client.delete(created.headers["Location"], headers=headers)
+    after = await author()
+
+    assert (created.status_code, deleted.status_code) == (201, 204)
+    assert [before, written, after] == [
+        (before[0], 0),
+        (before[0], 1),
+        (before[0], 0),
+    ]
