@@ -5,16 +5,18 @@ import time
 import uuid
 
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.error_handlers import error_response
 from app.core.errors import InternalError
+from app.core.raw_headers import set_headers
 from app.core.surfaces import Surfaces
 
 log = structlog.get_logger("quill.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
+_PROCESS_TIME = b"x-process-time"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:]{1,128}")
 
 
@@ -53,9 +55,14 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                headers["X-Process-Time"] = f"{time.perf_counter() - started:.6f}"
+                elapsed = f"{time.perf_counter() - started:.6f}"
+                set_headers(
+                    message,
+                    (
+                        (_REQUEST_ID, request_id.encode("latin-1")),
+                        (_PROCESS_TIME, elapsed.encode()),
+                    ),
+                )
             await send(message)
 
         client = scope.get("client")

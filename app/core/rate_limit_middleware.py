@@ -1,10 +1,10 @@
 """The general rate limit (RATE_LIMIT_DEFAULT), before routing: a cached answer is counted too."""
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.error_handlers import error_response, request_id_of
 from app.core.rate_limits import RateLimits, client_address, reported_quotas, tightest
+from app.core.raw_headers import encoded, set_headers
 from app.core.security import InvalidToken, TokenCodec, TokenType
 from app.core.surfaces import Surfaces
 
@@ -51,7 +51,7 @@ class RateLimitMiddleware:
         async def send_with_quota(message: Message) -> None:
             if message["type"] == "http.response.start":
                 met = tightest([quota, *reported_quotas(scope_state)])
-                MutableHeaders(scope=message).update(met.headers())
+                set_headers(message, encoded(met.headers()))
             await send(message)
 
         await self.app(scope, receive, send_with_quota)

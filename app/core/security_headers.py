@@ -9,8 +9,9 @@ import base64
 import hashlib
 from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.raw_headers import encoded, has_header, set_headers
 
 API_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -18,11 +19,19 @@ API_CONTENT_SECURITY_POLICY = (
 # A year; no includeSubDomains, since Quill does not know what else lives under its host name.
 STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
-_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
+_HEADERS_OVER_HTTP = encoded(
+    {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+    }
+)
+_HEADERS_OVER_HTTPS = (
+    *_HEADERS_OVER_HTTP,
+    *encoded({"Strict-Transport-Security": STRICT_TRANSPORT_SECURITY}),
+)
+_CONTENT_SECURITY_POLICY = b"content-security-policy"
+_API_POLICY = (_CONTENT_SECURITY_POLICY, API_CONTENT_SECURITY_POLICY.encode())
 
 
 def page_policy(
@@ -68,14 +77,14 @@ class SecurityHeadersMiddleware:
             return
         over_https = scope.get("scheme") == "https"
 
+        own = _HEADERS_OVER_HTTPS if over_https else _HEADERS_OVER_HTTP
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _HEADERS.items():
-                    headers[name] = value
-                headers.setdefault("Content-Security-Policy", API_CONTENT_SECURITY_POLICY)
-                if over_https:
-                    headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
+                if has_header(message, _CONTENT_SECURITY_POLICY):
+                    set_headers(message, own)
+                else:
+                    set_headers(message, (*own, _API_POLICY))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
