@@ -32,15 +32,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pwdlib import PasswordHash
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import account_tokens
+from app.auth.dependencies import RESET_REQUEST_FLOOR_SECONDS
 from app.core.config import Settings
 from app.core.passwords import COMMON_PASSWORDS_FILE
 from app.core.security import PasswordHasher
 from app.main import create_app
-from app.models import AccountTokenPurpose, User
+from app.models import AccountToken, AccountTokenPurpose, User
 from tests.conftest import Serve
 from tests.factories import DEFAULT_PASSWORD, auth_headers, make_user
 from tests.helpers import assert_problem, open_session, snapshot
@@ -252,6 +253,22 @@ async def test_a_reset_request_takes_as_long_whether_or_not_the_account_exists(
         medians,
         verification,
     )
+
+
+async def test_a_reset_request_is_answered_no_sooner_than_the_floor_after_its_commit(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await make_user(session, email="ann@example.com")
+    times = {}
+    for email in ("ann@example.com", "nobody@example.com"):
+        start = time.perf_counter()
+        response = await client.post(RESET_REQUEST, json={"email": email})
+        times[email] = time.perf_counter() - start
+        assert response.status_code == 202
+
+    assert min(times.values()) >= RESET_REQUEST_FLOOR_SECONDS
+    # The link was committed before the answer left: the floor waits after the commit.
+    assert await session.scalar(select(func.count()).select_from(AccountToken)) == 1
 
 
 # --- Passwords as they are typed ---------------------------------------------------------------
