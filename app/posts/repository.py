@@ -134,12 +134,22 @@ class ListConditions:
     followed_by: int | None = None
 
 
-def _conditions(of: ListConditions) -> list[ColumnElement[bool]]:
+def _author_conditions(of: ListConditions) -> list[ColumnElement[bool]]:
+    """Which authors' posts the list shows, on `User` (joined as each post's author)."""
     conditions = [_visible(of.include_hidden)]
     if of.author_id is not None:
-        conditions.append(Post.author_id == of.author_id)
+        conditions.append(User.id == of.author_id)
     if of.author_key is not None:
         conditions.append(User.username_key == of.author_key)
+    if of.followed_by is not None:
+        conditions.append(
+            User.id.in_(select(Follow.followee_id).where(Follow.follower_id == of.followed_by))
+        )
+    return conditions
+
+
+def _conditions(of: ListConditions) -> list[ColumnElement[bool]]:
+    conditions = _author_conditions(of)
     if of.tag is not None:
         conditions.append(
             exists()
@@ -155,12 +165,6 @@ def _conditions(of: ListConditions) -> list[ColumnElement[bool]]:
         if not of.include_hidden:
             favored = favored.where(_fan.is_active.is_(True))
         conditions.append(favored.correlate(Post))
-    if of.followed_by is not None:
-        conditions.append(
-            Post.author_id.in_(
-                select(Follow.followee_id).where(Follow.follower_id == of.followed_by)
-            )
-        )
     return conditions
 
 
@@ -191,16 +195,7 @@ def _counting(of: ListConditions, conditions: list[ColumnElement[bool]]) -> Any:
             .join(User, User.id == Post.author_id)
             .where(*conditions)
         )
-    authors = [_visible(of.include_hidden)]
-    if of.author_id is not None:
-        authors.append(User.id == of.author_id)
-    if of.author_key is not None:
-        authors.append(User.username_key == of.author_key)
-    if of.followed_by is not None:
-        authors.append(
-            User.id.in_(select(Follow.followee_id).where(Follow.follower_id == of.followed_by))
-        )
-    return select(func.coalesce(func.sum(User.post_count), 0)).where(*authors)
+    return select(func.coalesce(func.sum(User.post_count), 0)).where(*_author_conditions(of))
 
 
 async def count_post_of(session: AsyncSession, author_id: int, change: int) -> None:
