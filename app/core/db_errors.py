@@ -93,6 +93,10 @@ def is_unavailable(error: Exception) -> bool:
     """Whether a database error means "the database cannot serve now: try again", not a bug."""
     if isinstance(error, (sa_exc.TimeoutError, DatabaseUnreachable)):
         return True
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        # The driver found its connection closed: a restart or a terminated backend, whatever
+        # the error says (asyncpg most often reports an internal state error, with no SQLSTATE).
+        return True
     driver = _driver_error(error)
     if isinstance(driver, sqlite3.Error):
         return getattr(driver, "sqlite_errorname", "").startswith(_TRANSIENT_SQLITE_ERRORS)

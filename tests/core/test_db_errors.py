@@ -75,3 +75,35 @@ async def test_a_deadlock_victim_is_told_to_try_again(
     answer = as_app_error(request, victim, retry_after_seconds=5)
     assert isinstance(answer, DatabaseUnavailable)
     assert answer.headers == {"Retry-After": "5"}
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_connection_whose_backend_was_ended_is_told_to_try_again(database_url: str) -> None:
+    # What the driver raises depends on when the end reaches it: a closed connection, one closed
+    # in the middle of an operation, or (most often, measured) an internal state error with no
+    # SQLSTATE. Each is a restart seen from the pool, never a bug.
+    admin = create_async_engine(database_url)
+    failures: list[Exception] = []
+    try:
+        for _ in range(20):
+            engine = create_async_engine(database_url)
+            try:
+                async with engine.connect() as connection:
+                    backend = await connection.scalar(text("SELECT pg_backend_pid()"))
+                async with admin.connect() as other:
+                    await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+                try:
+                    async with engine.connect() as connection:
+                        await connection.execute(text("SELECT 1"))
+                except sa_exc.DBAPIError as error:
+                    failures.append(error)
+            finally:
+                await engine.dispose()
+    finally:
+        await admin.dispose()
+
+    assert failures
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+    for failure in failures:
+        answer = as_app_error(request, failure, retry_after_seconds=5)
+        assert isinstance(answer, DatabaseUnavailable), describe_database_error(failure)
