@@ -8,14 +8,14 @@ from email.utils import parseaddr
 from urllib.parse import urlencode
 
 from app.core.config import Settings
-from app.mail.rendering import MailTemplates, RenderedMail
+from app.mail.rendering import MailTemplates, RenderedMail, repository_templates
 
 
 class MailComposer:
-    """Made once per process, at start-up (it compiles the templates)."""
+    """Made once per app, at start-up."""
 
     def __init__(self, settings: Settings, templates: MailTemplates | None = None) -> None:
-        self._templates = templates or MailTemplates()
+        self._templates = templates or repository_templates()
         _name, sender = parseaddr(settings.MAIL_FROM)
         self._message_id_domain = sender.rpartition("@")[2]
         self._frontend_url = settings.FRONTEND_URL.rstrip("/")

@@ -8,6 +8,7 @@ caller did not give is an error, not an empty string.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -28,6 +29,9 @@ class RenderedMail:
 
 
 class MailTemplates:
+    """Shared by every app of a process through `repository_templates()`: compiling them costs
+    30 ms, which each app of a test run would pay again."""
+
     def __init__(self, directory: Path = TEMPLATES_DIR) -> None:
         self._environment = Environment(
             loader=FileSystemLoader(directory),
@@ -60,3 +64,9 @@ class MailTemplates:
             text_body=self._environment.get_template(f"{name}/{TEXT_BODY}").render(context),
             html_body=self._environment.get_template(f"{name}/{HTML_BODY}").render(context),
         )
+
+
+@cache
+def repository_templates() -> MailTemplates:
+    """The templates in the repository, compiled once per process: they change with a deploy."""
+    return MailTemplates()
