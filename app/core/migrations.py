@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -36,12 +37,18 @@ def upgrade_to_head(database_url: str) -> None:
 async def ensure_at_head(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         current = await connection.run_sync(_current_heads)
-    expected = set(ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_heads())
+    expected = code_heads()
     if current != expected:
         raise DatabaseNotMigrated(
             f"The database schema is at {sorted(current) or 'nothing'}, the code needs "
             f"{sorted(expected)}. Run `alembic upgrade head` (or set AUTO_MIGRATE=true)."
         )
+
+
+@cache
+def code_heads() -> frozenset[str]:
+    """The heads of the migrations in the code, read once per process: they change with a deploy."""
+    return frozenset(ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_heads())
 
 
 def _current_heads(connection: Connection) -> set[str]:
