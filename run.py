@@ -88,8 +88,9 @@ def main(argv: list[str]) -> int:
         return run(uv_path, "fastapi", "run", "--host", "127.0.0.1", "--port", "8000", *extra)
     if command == "test":
         # Not a bare --cov: it would take the next argument (a test path) for its source. One
-        # test process per CPU (pytest-xdist); `-n 0` after it runs them all in this one.
-        return run(uv_path, "pytest", "--cov=app", "-n", "auto", *extra)
+        # test process per CPU (pytest-xdist); `-n 0` after it runs them all in this one. A
+        # process that runs out of tests takes some of another's, so none finishes long alone.
+        return run(uv_path, "pytest", "--cov=app", "-n", "auto", "--dist", "worksteal", *extra)
     if command == "bench":
         return run(uv_path, "python", "-m", "bench", *extra)
     if command == "alembic":
