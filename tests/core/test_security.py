@@ -1,5 +1,7 @@
 """TokenCodec and PasswordHasher on their own, without HTTP or a database."""
 
+import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,13 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic import SecretStr
 
 from app.core.config import Settings
-from app.core.security import InvalidToken, PasswordHasher, TokenCodec, TokenType
+from app.core.security import (
+    HASHING_NICENESS_INCREMENT,
+    InvalidToken,
+    PasswordHasher,
+    TokenCodec,
+    TokenType,
+)
 
 SECRET_KEY = "unit-test-secret-key-that-is-long-enough"
 # Far beyond any token's lifetime: these tokens belong to a login that does not end soon.
@@ -207,3 +215,31 @@ async def test_hasher_returns_a_new_hash_when_the_parameters_changed(
     assert new_hash is not None
     assert new_hash != old
     assert await hasher.verify("pw", new_hash) == (True, None)
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread priorities are Unix's")
+async def test_hashing_runs_below_the_priority_of_the_threads_that_answer_requests(
+    hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Linux gives each thread its own niceness: a storm of sign-ins must not take the CPU that
+    # the event loop needs for everything else.
+    niceness: list[int] = []
+    hash_, verify_and_update = PasswordHash.hash, PasswordHash.verify_and_update
+
+    def this_threads_niceness() -> None:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    def hashing(self: PasswordHash, password: str | bytes, **kwargs: Any) -> str:
+        this_threads_niceness()
+        return hash_(self, password, **kwargs)
+
+    def verifying(self: PasswordHash, password: str | bytes, hash: str | bytes) -> Any:
+        this_threads_niceness()
+        return verify_and_update(self, password, hash)
+
+    monkeypatch.setattr(PasswordHash, "hash", hashing)
+    monkeypatch.setattr(PasswordHash, "verify_and_update", verifying)
+    await hasher.verify("correct horse", await hasher.hash("correct horse"))
+
+    event_loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert niceness == [min(event_loop_niceness + HASHING_NICENESS_INCREMENT, 19)] * 2
