@@ -114,7 +114,11 @@ class Limit:
         limiter = self._counter
         stats = await self._call(lambda: limiter.get_window_stats(self.item, self.name, key))
         remaining = max(0, stats.remaining)
-        reset_seconds = max(0, math.ceil(stats.reset_time - time.time()))
+        # Never past a window from now, whatever a step of the wall clock (which the stored hits
+        # are stamped with) makes of the difference.
+        reset_seconds = min(
+            self.item.get_expiry(), max(0, math.ceil(stats.reset_time - time.time()))
+        )
         return Quota(self.item.amount, remaining, reset_seconds, refused=remaining == 0)
 
     async def clear(self, key: str) -> None:
