@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import TypeVar
 
 import jwt
@@ -53,6 +54,18 @@ def _lower_this_threads_priority() -> None:
         pass  # not permitted here: the same, at the process's priority
 
 
+@cache
+def _hashing_threads(max_concurrency: int) -> ThreadPoolExecutor:
+    """The process's hashing threads for this bound: their number is the bound, the rest wait in
+    the queue. Shared by every hasher (every app) of the process and kept for its life: threads
+    made per app would pile up for a tracer such as coverage's, one per thread ever started."""
+    return ThreadPoolExecutor(
+        max_workers=max_concurrency,
+        thread_name_prefix="argon2",
+        initializer=_lower_this_threads_priority,
+    )
+
+
 class PasswordHasher:
     """argon2id hashing in threads of its own, at most `max_concurrency` at a time, each at a
     lower priority than the threads that answer requests.
@@ -71,13 +84,7 @@ class PasswordHasher:
                 ),
             )
         )
-        # Its threads are the bound: the rest wait in its queue. Started on first use; they end
-        # with the hasher (or the process).
-        self._threads = ThreadPoolExecutor(
-            max_workers=settings.PASSWORD_HASH_MAX_CONCURRENCY,
-            thread_name_prefix="argon2",
-            initializer=_lower_this_threads_priority,
-        )
+        self._threads = _hashing_threads(settings.PASSWORD_HASH_MAX_CONCURRENCY)
         # Verified against when a login names no user, so that every attempt costs one verify.
         self._dummy_hash = self._hash.hash(uuid.uuid4().hex)
 
