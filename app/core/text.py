@@ -13,8 +13,11 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-# What str.isspace() calls white space, which is what str.strip() removes.
-_WHITE_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# What str.isspace() calls white space, which is what str.strip() removes; the part of it that is
+# not a control character (C0 or DEL).
+_PRINTABLE_WHITE_SPACE = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_WHITE_SPACE = rf"\t\n\x0b\x0c\r\x1c-\x1f{_PRINTABLE_WHITE_SPACE}"
+_CONTROL = r"\x00-\x1f\x7f"
 
 # PostgreSQL text cannot hold U+0000 (storing it fails as a server error), while SQLite keeps
 # it: refusing it as input gives one answer, a 422, on both.
@@ -22,6 +25,9 @@ NO_NUL = r"^[^\x00]*$"
 # White space, then something else, then anything but NUL: each character has one place to go, so
 # a long text that fails is refused in linear time (`[^\x00]*` first would backtrack: quadratic).
 NOT_BLANK_NO_NUL = rf"^[{_WHITE_SPACE}]*[^\x00{_WHITE_SPACE}][^\x00]*$"
+# The same shape, with no control character anywhere. One pattern, since a schema publishes one:
+# two rules on one value would publish only the last, and a client would be refused for the other.
+NOT_BLANK_NO_CONTROL = rf"^[{_PRINTABLE_WHITE_SPACE}]*[^{_CONTROL}{_WHITE_SPACE}][^{_CONTROL}]*$"
 
 
 @dataclass(frozen=True, slots=True)

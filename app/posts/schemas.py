@@ -5,14 +5,14 @@ from fastapi import Path, Query
 from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.input import InputModel, Omittable
-from app.core.text import NoNul, NotBlank, TextRule
+from app.core.text import NOT_BLANK_NO_CONTROL, NoNul, NotBlank, TextRule
 from app.models.post import (
     CONTENT_MAX_LENGTH,
     DESCRIPTION_MAX_LENGTH,
     SLUG_MAX_LENGTH,
     TITLE_MAX_LENGTH,
 )
-from app.models.tag import TAG_MAX_LENGTH, TAG_PATTERN, TAGS_PER_POST_MAX
+from app.models.tag import TAG_MAX_LENGTH, TAGS_PER_POST_MAX
 from app.models.user import USERNAME_MAX_LENGTH, USERNAME_PATTERN
 from app.posts.service import PostChanges
 
@@ -29,8 +29,7 @@ Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH
 TagName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=TAG_MAX_LENGTH),
-    NotBlank,
-    TextRule(TAG_PATTERN, "must contain no control characters"),
+    TextRule(NOT_BLANK_NO_CONTROL, "must contain more than white space, and no control character"),
 ]
 Tags = Annotated[
     list[TagName],

@@ -1,15 +1,18 @@
 """The OpenAPI document: FastAPI's own, with errors described as each surface sends them."""
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.text import NO_NUL, NOT_BLANK_NO_NUL
 from app.main import create_app
 from tests.conftest import Serve
+from tests.factories import auth_headers, make_user
 
 PROBLEM_CONTENT = {
     "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
@@ -274,6 +277,22 @@ async def test_the_rules_of_text_fields_are_published_as_the_patterns_that_check
     assert post["content"]["pattern"] == NOT_BLANK_NO_NUL
     assert post["title"]["maxLength"] == 200
     assert [branch.get("pattern") for branch in user["bio"]["anyOf"]] == [NO_NUL, None]
+
+
+async def test_a_tags_published_pattern_refuses_what_the_api_refuses(
+    openapi: dict[str, Any], client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    # A blank tag and one with a control character are both refused: the one pattern published
+    # says so, or a client following the schema sends " " and gets a 422 (the fuzzer found it).
+    pattern = re.compile(schema_of(openapi, "PostCreate")["properties"]["tags"]["items"]["pattern"])
+    headers = await auth_headers(client, await make_user(session))
+    for tag in (" ", "\u3000", "gar\x01den"):
+        response = await client.post(
+            "/api/v1/posts/", json={"title": "T", "content": "C", "tags": [tag]}, headers=headers
+        )
+        assert response.status_code == 422, tag
+        assert pattern.search(tag) is None, tag
+    assert pattern.search(" garden ") is not None
 
 
 async def test_a_password_or_email_change_is_documented_to_need_the_current_password(
